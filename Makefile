@@ -1,0 +1,144 @@
+# paved: build, test, bench, install. See README.md.
+# Each variant builds under build/<variant>/ so flags never mix; build/paved is the
+# release binary. `make test` and `make run` install missing Debian packages first.
+
+CC       ?= cc
+LUA_PC   ?= lua5.4
+PKGS      = $(LUA_PC) libcjson yaml-0.1 libpcre2-8
+PREFIX   ?= /usr/local
+DESTDIR  ?=
+V        ?= 0
+T        ?=
+
+# -Wmissing-prototypes: a function without a prototype in a header must be static.
+WARN = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+       -Wwrite-strings -Wvla -Wformat=2 -Wimplicit-fallthrough -Wundef -Wcast-qual -fno-common
+
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+INCLUDES   = -Iserver/base -Ilua -Iserver -I$(GEN)
+BASE_FLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(INCLUDES) $(PKG_CFLAGS) -MMD -MP
+
+VARIANT ?= release
+ifeq ($(VARIANT),release)
+  VFLAGS = -O2 -g
+  VLDFLAGS =
+else ifeq ($(VARIANT),asan)
+  VFLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+  VLDFLAGS = -fsanitize=address,undefined
+else ifeq ($(VARIANT),debug)
+  VFLAGS = -O0 -g
+  VLDFLAGS =
+else
+  $(error unknown VARIANT $(VARIANT))
+endif
+
+B   = build/$(VARIANT)
+GEN = build/gen
+
+ifeq ($(V),1)
+  Q =
+else
+  Q = @
+endif
+
+BASE_SRC = server/base/status.c server/base/xalloc.c server/base/log.c server/base/yaml.c
+LUA_SRC  = lua/vm.c lua/convert.c lua/api.c
+APP_SRC  = server/bundle.c server/config.c server/input.c server/decide.c \
+           server/cmd_check.c server/cmd_test.c
+MAIN_SRC = server/main.c
+LIB_SRC  = $(BASE_SRC) $(LUA_SRC) $(APP_SRC)
+
+EMBED_FILES = $(sort $(wildcard lua/*.lua)) $(sort $(wildcard policies/*.lua)) policies/default.yaml
+
+LIB_OBJ  = $(LIB_SRC:%.c=$(B)/%.o) $(B)/gen/embedded.o
+MAIN_OBJ = $(MAIN_SRC:%.c=$(B)/%.o)
+UNIT_SRC = $(sort $(wildcard tests/unit/test_*.c))
+UNIT_BIN = $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
+BENCH_BIN = $(B)/tests/bench_engine
+
+.PHONY: all paved deps deps-test deps-dev test test-only run asan check bench install clean valgrind
+
+all: build/paved
+
+# The release binary is build/paved; other variants link build/<variant>/paved.
+build/paved: $(B)/paved
+ifeq ($(VARIANT),release)
+	$(Q)cp $< $@
+endif
+
+$(B)/paved: $(MAIN_OBJ) $(LIB_OBJ)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(VLDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
+
+$(B)/%.o: %.c
+	@mkdir -p $(dir $@)
+	@echo "  CC      $<"
+	$(Q)$(CC) $(BASE_FLAGS) $(VFLAGS) -c -o $@ $<
+
+$(B)/gen/embedded.o: $(GEN)/embedded.c
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(BASE_FLAGS) $(VFLAGS) -c -o $@ $<
+
+$(GEN)/embedded.c: build/embed $(EMBED_FILES)
+	@mkdir -p $(GEN)
+	@echo "  EMBED   $(words $(EMBED_FILES)) files"
+	$(Q)build/embed $@ $(EMBED_FILES)
+
+build/embed: tools/embed.c
+	@mkdir -p build
+	$(Q)$(CC) -O2 -o $@ $<
+
+$(B)/tests/%: tests/unit/%.c $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	@echo "  CC      $<"
+	$(Q)$(CC) $(BASE_FLAGS) -Itests/unit $(VFLAGS) $(VLDFLAGS) -o $@ $< $(LIB_OBJ) $(PKG_LIBS) -lm
+
+$(B)/tests/bench_engine: tests/bench/bench_engine.c $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(BASE_FLAGS) $(VFLAGS) -o $@ $< $(LIB_OBJ) $(PKG_LIBS) -lm
+
+deps:
+	@sh tools/deps.sh build
+deps-test:
+	@sh tools/deps.sh test
+deps-dev:
+	@sh tools/deps.sh dev
+
+# Installs what is missing, builds, then runs unit, policy, CLI and corpus tests.
+test: deps-test
+	@$(MAKE) --no-print-directory build/paved test-only VARIANT=$(VARIANT)
+
+test-only: $(B)/paved $(UNIT_BIN)
+	@sh tests/run.sh $(B) "$(T)"
+
+asan: deps-test
+	@$(MAKE) --no-print-directory test-only VARIANT=asan
+
+valgrind: deps-test
+	@$(MAKE) --no-print-directory $(B)/paved $(UNIT_BIN)
+	@PAVED_VALGRIND=1 sh tests/run.sh $(B) "$(T)"
+
+# `make run` demonstrates the gate on the sample manifests (the server comes with #3).
+run: deps
+	@$(MAKE) --no-print-directory build/paved
+	@sh examples/demo.sh build/paved
+
+check: deps-dev
+	@sh tools/check.sh
+
+bench: deps-test
+	@$(MAKE) --no-print-directory build/paved $(BENCH_BIN)
+	@sh tests/bench/run.sh $(B)
+
+install: build/paved
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/paved/policies
+	install -m 0755 build/paved $(DESTDIR)$(PREFIX)/bin/paved
+	install -m 0644 policies/*.lua policies/default.yaml $(DESTDIR)$(PREFIX)/share/paved/policies/
+	install -d $(DESTDIR)$(PREFIX)/share/man/man1
+	install -m 0644 docs/paved.1 $(DESTDIR)$(PREFIX)/share/man/man1/paved.1
+
+clean:
+	rm -rf build
+
+-include $(shell find build -name '*.d' 2>/dev/null)

@@ -1,0 +1,789 @@
+/* lua/vm.c: the only place a lua_State is created. Owns the sandbox (allowlisted
+ * libraries, read-only globals, text-only chunks), the counting allocator with its
+ * memory cap, the instruction/deadline hook, and the calls into lua/engine.lua. */
+#include "vm.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+
+#include "api.h"
+#include "convert.h"
+#include "log.h"
+#include "xalloc.h"
+
+#define HOOK_EVERY 1000
+#define LOAD_MEMORY_MAX ((size_t)512 << 20)
+
+struct vm {
+    lua_State *L;
+    /* Allocator accounting. */
+    size_t used;
+    size_t limit;
+    /* Limits of the current evaluation. */
+    struct vm_limits lim;
+    uint64_t instructions;
+    uint64_t deadline_ns;
+    enum vm_outcome tripped; /* VM_OK, or the limit that stopped the evaluation */
+    bool refused_once;       /* the last allocation was refused */
+    size_t baseline;         /* bytes held after loading bundle and bindings */
+    bool in_eval;
+    /* Collector target while a binding runs. */
+    struct vm_result *cur;
+    /* Registry references. */
+    int ref_eval;      /* engine.eval */
+    int ref_violation; /* the violation collector closure */
+    int ref_msgh;      /* error handler */
+    size_t n_bindings;
+    struct vm_policy *policies;
+    size_t n_policies;
+};
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- Allocator and hook ---- */
+
+static void hook(lua_State *L, lua_Debug *ar);
+
+static void trip(struct vm *vm, enum vm_outcome why)
+{
+    if (vm->tripped == VM_OK)
+        vm->tripped = why;
+    /* From now on every instruction raises, so no pcall in the policy can keep
+     * running after the limit. */
+    lua_sethook(vm->L, hook, LUA_MASKCOUNT, 1);
+}
+
+static void *l_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+    struct vm *vm = ud;
+    size_t old = ptr != NULL ? osize : 0;
+
+    if (nsize == 0) {
+        free(ptr);
+        vm->used -= old;
+        return NULL;
+    }
+    if (nsize > old && vm->used + (nsize - old) > vm->limit) {
+        /* Lua answers a refusal with a full collection and one retry; only a
+         * refused retry means the policy itself holds too much. */
+        if (vm->in_eval && vm->refused_once)
+            trip(vm, VM_NOMEM);
+        vm->refused_once = true;
+        return NULL;
+    }
+    vm->refused_once = false;
+    ptr = realloc(ptr, nsize);
+    if (ptr == NULL)
+        return NULL;
+    vm->used = vm->used - old + nsize;
+    return ptr;
+}
+
+static struct vm *vm_of(lua_State *L)
+{
+    void *ud = NULL;
+
+    lua_getallocf(L, &ud);
+    return ud;
+}
+
+static void hook(lua_State *L, lua_Debug *ar)
+{
+    struct vm *vm = vm_of(L);
+
+    (void)ar;
+    if (!vm->in_eval)
+        return;
+    if (vm->tripped == VM_OK) {
+        vm->instructions += HOOK_EVERY;
+        if (vm->instructions > vm->lim.max_instructions)
+            trip(vm, VM_BUDGET);
+        else if (now_ns() > vm->deadline_ns)
+            trip(vm, VM_TIMEOUT);
+        else
+            return;
+    }
+    switch (vm->tripped) {
+    case VM_BUDGET:
+        luaL_error(L, "instruction budget of %d exceeded", (int)vm->lim.max_instructions);
+        break;
+    case VM_TIMEOUT:
+        luaL_error(L, "deadline of %d ms exceeded", (int)vm->lim.timeout_ms);
+        break;
+    case VM_NOMEM:
+        luaL_error(L, "memory limit of %d KiB exceeded", (int)(vm->lim.max_memory >> 10));
+        break;
+    case VM_SKIPPED:
+    case VM_OK:
+    case VM_ERROR:
+        break;
+    }
+}
+
+/* ---- Sandbox ---- */
+
+static int l_readonly(lua_State *L)
+{
+    return luaL_error(L, "attempt to set '%s' in a read-only table (globals and library "
+                         "tables are read-only; use a local)",
+                      luaL_optstring(L, 2, "?"));
+}
+
+/* Replaces the table at the top with a read-only proxy of it.  [-1, +1, e] */
+static void make_readonly(lua_State *L)
+{
+    lua_createtable(L, 0, 0);
+    lua_createtable(L, 0, 3);
+    lua_rotate(L, -3, -1);
+    /* stack: proxy | mt | original <- top */
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, l_readonly);
+    lua_setfield(L, -2, "__newindex");
+    lua_pushliteral(L, "read-only");
+    lua_setfield(L, -2, "__metatable");
+    lua_setmetatable(L, -2);
+}
+
+/* print(...) goes to the log at DEBUG instead of stdout. */
+static int l_print(lua_State *L)
+{
+    luaL_Buffer b;
+    int n = lua_gettop(L);
+
+    if (!log_enabled(LOG_DEBUG))
+        return 0;
+    luaL_buffinit(L, &b);
+    for (int i = 1; i <= n; i++) {
+        luaL_tolstring(L, i, NULL);
+        luaL_addvalue(&b);
+        if (i < n)
+            luaL_addchar(&b, '\t');
+    }
+    luaL_pushresult(&b);
+    log_msg(LOG_DEBUG, "policy", "print: %s", lua_tostring(L, -1));
+    return 0;
+}
+
+/* load(chunk [, name [, mode [, env]]]): text chunks only; env defaults to the
+ * sandbox globals. Upvalue 1: the original load. */
+static int l_load(lua_State *L)
+{
+    int has_env = lua_gettop(L) >= 4;
+
+    lua_settop(L, 4);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_pushvalue(L, 1);
+    lua_pushvalue(L, 2);
+    lua_pushliteral(L, "t");
+    if (has_env)
+        lua_pushvalue(L, 4);
+    else
+        lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_GLOBALS);
+    lua_call(L, 4, 2);
+    return 2;
+}
+
+/* require(name): only modules bundled into this state. */
+static int l_require(lua_State *L)
+{
+    const char *name = luaL_checkstring(L, 1);
+
+    lua_getfield(L, LUA_REGISTRYINDEX, "paved.loaded");
+    if (lua_getfield(L, -1, name) == LUA_TNIL)
+        return luaL_error(L, "module '%s' is not available: require only reaches the "
+                             "bundled modules (paved)",
+                          name);
+    return 1;
+}
+
+static void copy_fields(lua_State *L, int from, const char *const *names)
+{
+    for (; *names != NULL; names++) {
+        lua_getfield(L, from, *names);
+        lua_setfield(L, -2, *names);
+    }
+}
+
+/* Builds the sandbox globals from the opened libraries and installs a read-only
+ * proxy of them as the state's globals.  [-0, +0, e] */
+static void build_sandbox(lua_State *L)
+{
+    static const char *const base[] = {
+        "assert", "error",    "ipairs",   "next",   "pairs",        "pcall",
+        "rawequal", "rawget", "rawlen",   "select", "setmetatable", "getmetatable",
+        "tonumber", "tostring", "type",   "xpcall", "_VERSION",     NULL,
+    };
+    static const char *const os_allowed[] = {"time", "clock", NULL};
+    static const char *const libs[] = {"string", "table", "math", "utf8", NULL};
+    int g;
+
+    lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_GLOBALS);
+    g = lua_gettop(L);
+    /* string.dump would expose bytecode; remove it from the shared table itself,
+     * which also backs the string metatable. */
+    lua_getfield(L, g, "string");
+    lua_pushnil(L);
+    lua_setfield(L, -2, "dump");
+    lua_pop(L, 1);
+    /* Protect the string metatable so policies cannot reach the real table. */
+    lua_pushliteral(L, "");
+    lua_getmetatable(L, -1);
+    lua_pushliteral(L, "read-only");
+    lua_setfield(L, -2, "__metatable");
+    lua_pop(L, 2);
+
+    lua_createtable(L, 0, 32);
+    copy_fields(L, g, base);
+    lua_pushcfunction(L, l_print);
+    lua_setfield(L, -2, "print");
+    lua_getfield(L, g, "load");
+    lua_pushcclosure(L, l_load, 1);
+    lua_setfield(L, -2, "load");
+    lua_pushcfunction(L, l_require);
+    lua_setfield(L, -2, "require");
+    for (const char *const *lib = libs; *lib != NULL; lib++) {
+        lua_getfield(L, g, *lib);
+        make_readonly(L);
+        lua_setfield(L, -2, *lib);
+    }
+    lua_getfield(L, g, "os");
+    lua_createtable(L, 0, 2);
+    copy_fields(L, lua_gettop(L) - 1, os_allowed);
+    make_readonly(L);
+    lua_setfield(L, -3, "os");
+    lua_pop(L, 1);
+    /* stack: real globals | sandbox <- top */
+    lua_pushvalue(L, -1);
+    lua_setfield(L, -2, "_G");
+    make_readonly(L);
+    lua_rawseti(L, LUA_REGISTRYINDEX, LUA_RIDX_GLOBALS);
+    lua_pop(L, 1);
+}
+
+/* ---- Errors ---- */
+
+/* True when 'msg' already starts with "path/file.lua:" (a position or a file). */
+static bool has_position(const char *msg)
+{
+    const char *colon = strchr(msg, ':');
+    const char *lua = strstr(msg, ".lua:");
+
+    return colon != NULL && lua != NULL && lua + 4 == colon && memchr(msg, ' ', (size_t)(colon - msg)) == NULL;
+}
+
+/* Message handler: turns any error value into "file:line: message", adding the
+ * position of the innermost Lua frame when the message has none (errors raised by
+ * C functions). */
+static int l_msgh(lua_State *L)
+{
+    const char *msg = lua_tostring(L, 1);
+    lua_Debug ar;
+
+    if (msg == NULL) {
+        if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
+            msg = lua_tostring(L, -1);
+        else
+            msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+    }
+    if (has_position(msg)) {
+        lua_pushstring(L, msg);
+        return 1;
+    }
+    for (int level = 0; lua_getstack(L, level, &ar); level++) {
+        if (!lua_getinfo(L, "Sl", &ar) || ar.currentline <= 0 || ar.source[0] != '@')
+            continue;
+        lua_pushfstring(L, "%s:%d: %s", ar.source + 1, ar.currentline, msg);
+        return 1;
+    }
+    lua_pushstring(L, msg);
+    return 1;
+}
+
+/* ---- Violations ---- */
+
+/* violation(fmt, ...) or violation(message): records one violation of the running
+ * binding. Upvalue 1: string.format.  [-0, +0, e] */
+static int l_violation(lua_State *L)
+{
+    struct vm *vm = vm_of(L);
+    struct vm_result *r = vm->cur;
+    const char *msg;
+    size_t len;
+
+    if (r == NULL)
+        return luaL_error(L, "violation() called outside an evaluation");
+    if (lua_gettop(L) > 1) {
+        lua_pushvalue(L, lua_upvalueindex(1));
+        lua_insert(L, 1);
+        lua_call(L, lua_gettop(L) - 1, 1);
+    }
+    msg = luaL_tolstring(L, 1, &len);
+    if (r->n_violations >= VM_MAX_VIOLATIONS) {
+        r->n_dropped++;
+        return 0;
+    }
+    if (r->violations == NULL)
+        r->violations = xcalloc(VM_MAX_VIOLATIONS, sizeof(*r->violations));
+    r->violations[r->n_violations++] = xstrndup(msg, len > 2048 ? 2048 : len);
+    return 0;
+}
+
+/* ---- Loading ---- */
+
+struct load_args {
+    struct vm *vm;
+    const struct vm_source *modules;
+    size_t n_modules;
+    const struct vm_source *policies;
+    size_t n_policies;
+};
+
+static const struct vm_source *find_source(const struct vm_source *s, size_t n, const char *path)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(s[i].path, path) == 0)
+            return &s[i];
+    return NULL;
+}
+
+/* Compiles and runs one chunk as text, leaving its first result.  [-0, +1, e] */
+static void run_chunk(lua_State *L, const struct vm_source *src)
+{
+    char name[300];
+
+    snprintf(name, sizeof(name), "@%s", src->path);
+    if (luaL_loadbufferx(L, src->text, src->len, name, "t") != LUA_OK)
+        lua_error(L);
+    lua_call(L, 0, 1);
+}
+
+static char *field_string(lua_State *L, int t, const char *k, const char *dflt)
+{
+    const char *s;
+    char *copy;
+
+    lua_getfield(L, t, k);
+    s = lua_tostring(L, -1);
+    copy = xstrdup(s != NULL ? s : dflt);
+    lua_pop(L, 1);
+    return copy;
+}
+
+static bool field_bool(lua_State *L, int t, const char *k)
+{
+    bool b;
+
+    lua_getfield(L, t, k);
+    b = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    return b;
+}
+
+static enum vm_enforcement parse_enforcement(const char *s)
+{
+    if (strcmp(s, "warn") == 0)
+        return VM_WARN;
+    if (strcmp(s, "audit") == 0)
+        return VM_AUDIT;
+    return VM_DENY;
+}
+
+/* Copies each policy's declaration out of engine.policies(). Stack: engine at 'e'. */
+static void read_policies(lua_State *L, struct vm *vm, int e)
+{
+    size_t n;
+
+    lua_getfield(L, e, "policies");
+    lua_call(L, 0, 1);
+    n = (size_t)lua_rawlen(L, -1);
+    vm->policies = xcalloc(n ? n : 1, sizeof(*vm->policies));
+    for (size_t i = 0; i < n; i++) {
+        struct vm_policy *p = &vm->policies[i];
+        int t;
+        char *enf;
+
+        lua_rawgeti(L, -1, (lua_Integer)i + 1);
+        t = lua_gettop(L);
+        /* Counted first so vm_free releases whatever was copied if a raise follows. */
+        vm->n_policies = i + 1;
+        p->id = field_string(L, t, "id", "?");
+        p->title = field_string(L, t, "title", "");
+        p->file = field_string(L, t, "file", "?");
+        p->is_golden_path = field_bool(L, t, "golden_path");
+        enf = field_string(L, t, "on_error", "deny");
+        p->is_on_error_deny = strcmp(enf, "deny") == 0;
+        free(enf);
+        enf = field_string(L, t, "enforcement", "deny");
+        p->enforcement = parse_enforcement(enf);
+        free(enf);
+        p->exceptions_allowed = field_bool(L, t, "exceptions_allowed");
+        p->exceptions_self_service = field_bool(L, t, "exceptions_self_service");
+        lua_getfield(L, t, "exceptions_max_days");
+        p->exceptions_max_days = (int)lua_tointeger(L, -1);
+        lua_pop(L, 2);
+    }
+    lua_pop(L, 1);
+}
+
+static int load_cb(lua_State *L)
+{
+    struct load_args *a = lua_touserdata(L, 1);
+    struct vm *vm = a->vm;
+    const struct vm_source *paved = find_source(a->modules, a->n_modules, "lua/paved.lua");
+    const struct vm_source *engine = find_source(a->modules, a->n_modules, "lua/engine.lua");
+    int e;
+
+    if (paved == NULL || engine == NULL)
+        return luaL_error(L, "the bundled modules lua/paved.lua and lua/engine.lua are missing");
+    luaL_requiref(L, LUA_GNAME, luaopen_base, 1);
+    luaL_requiref(L, LUA_STRLIBNAME, luaopen_string, 1);
+    luaL_requiref(L, LUA_TABLIBNAME, luaopen_table, 1);
+    luaL_requiref(L, LUA_MATHLIBNAME, luaopen_math, 1);
+    luaL_requiref(L, LUA_UTF8LIBNAME, luaopen_utf8, 1);
+    luaL_requiref(L, LUA_OSLIBNAME, luaopen_os, 1);
+    lua_pop(L, 6);
+
+    /* The C helpers are visible as a global only while the modules load. */
+    api_push(L);
+    lua_setglobal(L, "__paved_c");
+    lua_createtable(L, 0, 2);
+    lua_setfield(L, LUA_REGISTRYINDEX, "paved.loaded");
+
+    run_chunk(L, paved);
+    make_readonly(L);
+    lua_getfield(L, LUA_REGISTRYINDEX, "paved.loaded");
+    lua_insert(L, -2);
+    lua_setfield(L, -2, "paved");
+    lua_pop(L, 1);
+    /* engine.lua requires "paved", which resolves through the table just filled. */
+    lua_pushcfunction(L, l_require);
+    lua_setglobal(L, "require");
+    run_chunk(L, engine);
+    e = lua_gettop(L);
+    lua_pushnil(L);
+    lua_setglobal(L, "__paved_c");
+
+    /* The violation collector, closing over the real string.format. */
+    lua_getglobal(L, "string");
+    lua_getfield(L, -1, "format");
+    lua_pushcclosure(L, l_violation, 1);
+    vm->ref_violation = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_pop(L, 1);
+    lua_pushcfunction(L, l_msgh);
+    vm->ref_msgh = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_getfield(L, e, "eval");
+    vm->ref_eval = luaL_ref(L, LUA_REGISTRYINDEX);
+
+    build_sandbox(L);
+
+    for (size_t i = 0; i < a->n_policies; i++) {
+        lua_getfield(L, e, "register");
+        run_chunk(L, &a->policies[i]);
+        lua_pushstring(L, a->policies[i].path);
+        lua_call(L, 2, 0);
+    }
+    read_policies(L, vm, e);
+    lua_pushvalue(L, e);
+    lua_setfield(L, LUA_REGISTRYINDEX, "paved.engine");
+    return 0;
+}
+
+static const struct vm_limits default_limits = {
+    .max_memory = (size_t)32 << 20,
+    .max_instructions = 10000000,
+    .timeout_ms = 1000,
+};
+
+pv_status vm_new(struct vm **out, const struct vm_limits *lim, const struct vm_source *modules,
+                 size_t n_modules, const struct vm_source *policies, size_t n_policies,
+                 struct pv_err *err)
+{
+    struct vm *vm = xcalloc(1, sizeof(*vm));
+    struct load_args a = {vm, modules, n_modules, policies, n_policies};
+    int rc;
+
+    vm->lim = lim != NULL ? *lim : default_limits;
+    vm->limit = LOAD_MEMORY_MAX;
+    vm->ref_eval = vm->ref_violation = vm->ref_msgh = LUA_NOREF;
+    vm->L = lua_newstate(l_alloc, vm);
+    if (vm->L == NULL) {
+        free(vm);
+        return pv_err_set(err, PV_ENOMEM, "cannot create a Lua state");
+    }
+    lua_gc(vm->L, LUA_GCGEN, 0, 0);
+    lua_pushcfunction(vm->L, l_msgh);
+    lua_pushcfunction(vm->L, load_cb);
+    lua_pushlightuserdata(vm->L, &a);
+    rc = lua_pcall(vm->L, 1, 0, 1);
+    if (rc != LUA_OK) {
+        pv_err_set(err, PV_EPOLICY, "%s", lua_tostring(vm->L, -1));
+        vm_free(vm);
+        return PV_EPOLICY;
+    }
+    lua_settop(vm->L, 0);
+    *out = vm;
+    return PV_OK;
+}
+
+void vm_free(struct vm *vm)
+{
+    if (vm == NULL)
+        return;
+    if (vm->L != NULL)
+        lua_close(vm->L);
+    for (size_t i = 0; i < vm->n_policies; i++) {
+        free(vm->policies[i].id);
+        free(vm->policies[i].title);
+        free(vm->policies[i].file);
+    }
+    free(vm->policies);
+    free(vm);
+}
+
+size_t vm_policy_count(const struct vm *vm)
+{
+    return vm->n_policies;
+}
+
+const struct vm_policy *vm_policy_at(const struct vm *vm, size_t i)
+{
+    return i < vm->n_policies ? &vm->policies[i] : NULL;
+}
+
+const struct vm_policy *vm_policy_find(const struct vm *vm, const char *id)
+{
+    for (size_t i = 0; i < vm->n_policies; i++)
+        if (strcmp(vm->policies[i].id, id) == 0)
+            return &vm->policies[i];
+    return NULL;
+}
+
+size_t vm_memory_used(const struct vm *vm)
+{
+    return vm->used;
+}
+
+/* ---- Bindings ---- */
+
+struct bind_args {
+    const struct vm_binding *b;
+    size_t n;
+};
+
+static int bind_cb(lua_State *L)
+{
+    struct bind_args *a = lua_touserdata(L, 1);
+
+    lua_getfield(L, LUA_REGISTRYINDEX, "paved.engine");
+    lua_getfield(L, -1, "set_bindings");
+    lua_createtable(L, (int)a->n, 0);
+    for (size_t i = 0; i < a->n; i++) {
+        const struct vm_binding *b = &a->b[i];
+
+        if (b->params != NULL && !cJSON_IsObject(b->params))
+            return luaL_error(L, "binding %d (%s): params must be a mapping", (int)i + 1,
+                              b->policy_id);
+        if (b->match != NULL && !cJSON_IsObject(b->match))
+            return luaL_error(L, "binding %d (%s): match must be a mapping", (int)i + 1,
+                              b->policy_id);
+        lua_createtable(L, 0, 3);
+        lua_pushstring(L, b->policy_id);
+        lua_setfield(L, -2, "policy");
+        if (b->params != NULL) {
+            convert_push(L, b->params);
+            lua_setfield(L, -2, "params");
+        }
+        if (b->match != NULL) {
+            convert_push(L, b->match);
+            lua_setfield(L, -2, "match");
+        }
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+    lua_call(L, 1, 0);
+    return 0;
+}
+
+pv_status vm_set_bindings(struct vm *vm, const struct vm_binding *b, size_t n, struct pv_err *err)
+{
+    struct bind_args a = {b, n};
+    lua_State *L = vm->L;
+    int rc;
+
+    vm->limit = LOAD_MEMORY_MAX;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_msgh);
+    lua_pushcfunction(L, bind_cb);
+    lua_pushlightuserdata(L, &a);
+    rc = lua_pcall(L, 1, 0, -3);
+    if (rc != LUA_OK) {
+        pv_err_set(err, PV_EPOLICY, "%s", lua_tostring(L, -1));
+        lua_settop(L, 0);
+        return PV_EPOLICY;
+    }
+    lua_settop(L, 0);
+    vm->n_bindings = n;
+    lua_gc(L, LUA_GCCOLLECT);
+    vm->baseline = vm->used;
+    return PV_OK;
+}
+
+size_t vm_binding_count(const struct vm *vm)
+{
+    return vm->n_bindings;
+}
+
+/* ---- Evaluation ---- */
+
+static void set_string(lua_State *L, const char *k, const char *v)
+{
+    if (v == NULL)
+        return;
+    lua_pushstring(L, v);
+    lua_setfield(L, -2, k);
+}
+
+static void set_json(lua_State *L, const char *k, const cJSON *v, bool as_empty_table)
+{
+    if (v != NULL && !cJSON_IsNull(v))
+        convert_push(L, v);
+    else if (as_empty_table)
+        lua_createtable(L, 0, 0);
+    else
+        return;
+    lua_setfield(L, -2, k);
+}
+
+static int begin_cb(lua_State *L)
+{
+    const struct pv_request *r = lua_touserdata(L, 1);
+
+    lua_getfield(L, LUA_REGISTRYINDEX, "paved.engine");
+    lua_getfield(L, -1, "set_request");
+    lua_createtable(L, 0, 12);
+    set_string(L, "kind", r->kind != NULL ? r->kind : "deploy");
+    set_string(L, "operation", r->operation != NULL ? r->operation : "CREATE");
+    set_string(L, "source", r->source != NULL ? r->source : "ci");
+    set_string(L, "namespace", r->namespace);
+    lua_pushboolean(L, r->is_dry_run);
+    lua_setfield(L, -2, "dry_run");
+    set_json(L, "object", r->object, false);
+    set_json(L, "old_object", r->old_object, false);
+    set_json(L, "subject", r->subject, true);
+    set_json(L, "inventory", r->inventory, true);
+    set_json(L, "user_info", r->user_info, true);
+    lua_call(L, 1, 0);
+    return 0;
+}
+
+pv_status vm_begin(struct vm *vm, const struct pv_request *req, struct pv_err *err)
+{
+    lua_State *L = vm->L;
+    int rc;
+
+    if (req->object == NULL || !cJSON_IsObject(req->object))
+        return pv_err_set(err, PV_EINVAL, "the object under review must be a JSON object");
+    vm->limit = vm->baseline + vm->lim.max_memory;
+    vm->deadline_ns = now_ns() + (uint64_t)vm->lim.timeout_ms * 1000000u;
+    vm->tripped = VM_OK;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_msgh);
+    lua_pushcfunction(L, begin_cb);
+    lua_pushlightuserdata(L, (void *)(uintptr_t)req);
+    rc = lua_pcall(L, 1, 0, -3);
+    if (rc != LUA_OK) {
+        pv_status st = rc == LUA_ERRMEM ? PV_ENOMEM : PV_EINVAL;
+
+        pv_err_set(err, st, "cannot hand the object to policies: %s", lua_tostring(L, -1));
+        lua_settop(L, 0);
+        vm_end(vm);
+        return st;
+    }
+    lua_settop(L, 0);
+    return PV_OK;
+}
+
+void vm_eval(struct vm *vm, size_t i, struct vm_result *out)
+{
+    lua_State *L = vm->L;
+    uint64_t t0 = now_ns();
+    int rc;
+
+    memset(out, 0, sizeof(*out));
+    if (i >= vm->n_bindings) {
+        out->outcome = VM_ERROR;
+        out->error = xstrdup("no such binding");
+        return;
+    }
+    vm->cur = out;
+    vm->instructions = 0;
+    vm->in_eval = true;
+    if (vm->tripped == VM_TIMEOUT || t0 > vm->deadline_ns) {
+        vm->tripped = VM_TIMEOUT;
+    } else {
+        vm->tripped = VM_OK;
+        lua_sethook(L, hook, LUA_MASKCOUNT, HOOK_EVERY);
+    }
+    lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_msgh);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_eval);
+    lua_pushinteger(L, (lua_Integer)i + 1);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_violation);
+    if (vm->tripped == VM_TIMEOUT) {
+        lua_settop(L, 0);
+        lua_pushfstring(L, "deadline of %d ms exceeded before this policy ran",
+                        (int)vm->lim.timeout_ms);
+        rc = LUA_ERRRUN;
+    } else {
+        rc = lua_pcall(L, 2, 1, 1);
+    }
+    lua_sethook(L, NULL, 0, 0);
+    if (rc == LUA_OK && vm->tripped == VM_OK) {
+        out->outcome = lua_toboolean(L, -1) ? VM_OK : VM_SKIPPED;
+    } else {
+        const char *msg = lua_tostring(L, -1);
+
+        out->outcome = vm->tripped != VM_OK ? vm->tripped : VM_ERROR;
+        if (rc == LUA_ERRMEM)
+            out->outcome = VM_NOMEM;
+        out->error = xstrdup(msg != NULL ? msg : "unknown error");
+    }
+    vm->in_eval = false;
+    vm->cur = NULL;
+    if (vm->tripped != VM_TIMEOUT)
+        vm->tripped = VM_OK;
+    lua_settop(L, 0);
+    out->elapsed_ns = now_ns() - t0;
+}
+
+void vm_end(struct vm *vm)
+{
+    lua_State *L = vm->L;
+
+    lua_getfield(L, LUA_REGISTRYINDEX, "paved.engine");
+    lua_getfield(L, -1, "set_request");
+    lua_pushnil(L);
+    vm->limit = (size_t)-1;
+    if (lua_pcall(L, 1, 0, 0) != LUA_OK)
+        log_msg(LOG_ERROR, "vm", "cannot release the request: %s", lua_tostring(L, -1));
+    lua_settop(L, 0);
+    vm->limit = LOAD_MEMORY_MAX;
+    vm->tripped = VM_OK;
+}
+
+void vm_result_fini(struct vm_result *r)
+{
+    for (size_t i = 0; i < r->n_violations; i++)
+        free(r->violations[i]);
+    free(r->violations);
+    free(r->error);
+    memset(r, 0, sizeof(*r));
+}

@@ -1,0 +1,315 @@
+/* server/config.c: reads paved.yaml (libyaml through base/yaml.c) and checks every key,
+ * so a typo is an error naming the key instead of a silently ignored setting. */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bundle.h"
+#include "xalloc.h"
+#include "yaml.h"
+
+#define CONFIG_MAX_BYTES ((size_t)4 << 20)
+
+static const struct yaml_limits config_yaml_limits = {.max_depth = 64, .max_nodes = 200000};
+
+enum cfg_entry config_entry_parse(const char *s)
+{
+    if (strcmp(s, "admission") == 0)
+        return CFG_ADMISSION;
+    if (strcmp(s, "ci") == 0)
+        return CFG_CI;
+    if (strcmp(s, "api") == 0)
+        return CFG_API;
+    return CFG_N_ENTRIES;
+}
+
+static int parse_enforcement(const char *s)
+{
+    if (strcmp(s, "deny") == 0)
+        return VM_DENY;
+    if (strcmp(s, "warn") == 0)
+        return VM_WARN;
+    if (strcmp(s, "audit") == 0)
+        return VM_AUDIT;
+    return CFG_UNSET;
+}
+
+/* Fails with the first key of 'obj' not in 'allowed' (NULL-terminated). */
+static pv_status check_keys(const cJSON *obj, const char *const *allowed, const char *where,
+                            const char *name, struct pv_err *err)
+{
+    const cJSON *c;
+
+    cJSON_ArrayForEach(c, obj)
+    {
+        const char *const *a;
+
+        for (a = allowed; *a != NULL; a++)
+            if (strcmp(*a, c->string) == 0)
+                break;
+        if (*a == NULL) {
+            char list[256] = "";
+            size_t len = 0;
+
+            for (a = allowed; *a != NULL && len < sizeof(list) - 40; a++)
+                len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%s",
+                                        a == allowed ? "" : ", ", *a);
+            return pv_err_set(err, PV_ECONFIG, "%s: %s: unknown key \"%s\" (expected one of: %s)",
+                              name, where, c->string, list);
+        }
+    }
+    return PV_OK;
+}
+
+static pv_status parse_enforcement_value(struct cfg_binding *b, const cJSON *v, const char *where,
+                                         const char *name, struct pv_err *err)
+{
+    const cJSON *c;
+
+    if (cJSON_IsString(v)) {
+        int e = parse_enforcement(v->valuestring);
+
+        if (e == CFG_UNSET)
+            return pv_err_set(err, PV_ECONFIG,
+                              "%s: %s: enforcement \"%s\" is not deny, warn or audit", name, where,
+                              v->valuestring);
+        for (int i = 0; i < CFG_N_ENTRIES; i++)
+            b->enforcement[i] = e;
+        return PV_OK;
+    }
+    if (!cJSON_IsObject(v))
+        return pv_err_set(err, PV_ECONFIG,
+                          "%s: %s: enforcement must be deny|warn|audit or a mapping of entry "
+                          "point (default, admission, ci, api) to one of them",
+                          name, where);
+    /* "default" first, then the entry points it does not override. */
+    c = cJSON_GetObjectItemCaseSensitive(v, "default");
+    if (c != NULL) {
+        pv_status rc = parse_enforcement_value(b, c, where, name, err);
+
+        if (rc)
+            return rc;
+    }
+    cJSON_ArrayForEach(c, v)
+    {
+        enum cfg_entry entry;
+        int e;
+
+        if (strcmp(c->string, "default") == 0)
+            continue;
+        entry = config_entry_parse(c->string);
+        if (entry == CFG_N_ENTRIES)
+            return pv_err_set(err, PV_ECONFIG,
+                              "%s: %s: enforcement: unknown entry point \"%s\" (expected "
+                              "default, admission, ci or api)",
+                              name, where, c->string);
+        e = cJSON_IsString(c) ? parse_enforcement(c->valuestring) : CFG_UNSET;
+        if (e == CFG_UNSET)
+            return pv_err_set(err, PV_ECONFIG,
+                              "%s: %s: enforcement.%s must be deny, warn or audit", name, where,
+                              c->string);
+        b->enforcement[entry] = e;
+    }
+    return PV_OK;
+}
+
+static pv_status parse_binding(struct config *cfg, const cJSON *item, size_t i, struct pv_err *err)
+{
+    static const char *const keys[] = {"id",    "policy",      "params", "match",
+                                       "enforcement", "description", NULL};
+    static const char *const match_keys[] = {"kinds",      "namespaces",        "excludedNamespaces",
+                                             "labelSelector", "namespaceSelector", "scope",
+                                             "name",       "source",            NULL};
+    struct cfg_binding *b = &cfg->bindings[i];
+    char where[64];
+    const cJSON *v;
+    pv_status rc;
+
+    snprintf(where, sizeof(where), "bindings[%zu]", i);
+    for (int e = 0; e < CFG_N_ENTRIES; e++)
+        b->enforcement[e] = CFG_UNSET;
+    if (!cJSON_IsObject(item))
+        return pv_err_set(err, PV_ECONFIG, "%s: %s: each binding must be a mapping", cfg->name,
+                          where);
+    rc = check_keys(item, keys, where, cfg->name, err);
+    if (rc)
+        return rc;
+    v = cJSON_GetObjectItemCaseSensitive(item, "policy");
+    if (!cJSON_IsString(v) || v->valuestring[0] == '\0')
+        return pv_err_set(err, PV_ECONFIG, "%s: %s: \"policy\" (a policy id) is required",
+                          cfg->name, where);
+    b->policy = v->valuestring;
+    v = cJSON_GetObjectItemCaseSensitive(item, "id");
+    if (v != NULL && !cJSON_IsString(v))
+        return pv_err_set(err, PV_ECONFIG, "%s: %s: \"id\" must be a string", cfg->name, where);
+    b->id = v != NULL ? v->valuestring : b->policy;
+    for (size_t j = 0; j < i; j++)
+        if (strcmp(cfg->bindings[j].id, b->id) == 0)
+            return pv_err_set(err, PV_ECONFIG,
+                              "%s: %s: binding id \"%s\" is already used by bindings[%zu]; give "
+                              "each binding of the same policy its own id",
+                              cfg->name, where, b->id, j);
+    v = cJSON_GetObjectItemCaseSensitive(item, "params");
+    if (v != NULL && !cJSON_IsNull(v) && !cJSON_IsObject(v))
+        return pv_err_set(err, PV_ECONFIG, "%s: %s: \"params\" must be a mapping", cfg->name,
+                          where);
+    b->params = cJSON_IsObject(v) ? v : NULL;
+    v = cJSON_GetObjectItemCaseSensitive(item, "match");
+    if (v != NULL && !cJSON_IsNull(v)) {
+        if (!cJSON_IsObject(v))
+            return pv_err_set(err, PV_ECONFIG, "%s: %s: \"match\" must be a mapping", cfg->name,
+                              where);
+        snprintf(where, sizeof(where), "bindings[%zu].match", i);
+        rc = check_keys(v, match_keys, where, cfg->name, err);
+        if (rc)
+            return rc;
+        snprintf(where, sizeof(where), "bindings[%zu]", i);
+        b->match = v;
+    }
+    v = cJSON_GetObjectItemCaseSensitive(item, "enforcement");
+    if (v != NULL)
+        return parse_enforcement_value(b, v, where, cfg->name, err);
+    return PV_OK;
+}
+
+static pv_status parse_limits(struct config *cfg, const cJSON *v, struct pv_err *err)
+{
+    static const char *const keys[] = {"max_memory_mb", "max_instructions", "timeout_ms", NULL};
+    const cJSON *c;
+    pv_status rc;
+
+    if (!cJSON_IsObject(v))
+        return pv_err_set(err, PV_ECONFIG, "%s: policy_limits must be a mapping", cfg->name);
+    rc = check_keys(v, keys, "policy_limits", cfg->name, err);
+    if (rc)
+        return rc;
+    cJSON_ArrayForEach(c, v)
+    {
+        double d = cJSON_IsNumber(c) ? c->valuedouble : -1;
+
+        if (d < 1 || d > 1e12)
+            return pv_err_set(err, PV_ECONFIG, "%s: policy_limits.%s must be a positive number",
+                              cfg->name, c->string);
+        if (strcmp(c->string, "max_memory_mb") == 0) {
+            if (d > 4096)
+                return pv_err_set(err, PV_ECONFIG, "%s: policy_limits.max_memory_mb is at most 4096",
+                                  cfg->name);
+            cfg->limits.max_memory = (size_t)d << 20;
+        } else if (strcmp(c->string, "max_instructions") == 0) {
+            cfg->limits.max_instructions = (uint64_t)d;
+        } else {
+            if (d > 60000)
+                return pv_err_set(err, PV_ECONFIG, "%s: policy_limits.timeout_ms is at most 60000",
+                                  cfg->name);
+            cfg->limits.timeout_ms = (uint32_t)d;
+        }
+    }
+    return PV_OK;
+}
+
+pv_status config_parse(struct config **out, const char *text, size_t len, const char *name,
+                       struct pv_err *err)
+{
+    static const char *const keys[] = {"bindings", "policies_dir", "policy_limits", NULL};
+    struct config *cfg = xcalloc(1, sizeof(*cfg));
+    const cJSON *v;
+    pv_status rc;
+
+    cfg->name = xstrdup(name);
+    cfg->limits.max_memory = (size_t)32 << 20;
+    cfg->limits.max_instructions = 10000000;
+    cfg->limits.timeout_ms = 2000;
+    rc = yaml_parse_one(text, len, name, &config_yaml_limits, &cfg->root, err);
+    if (rc)
+        goto fail;
+    if (!cJSON_IsObject(cfg->root)) {
+        rc = pv_err_set(err, PV_ECONFIG, "%s: the configuration must be a mapping", name);
+        goto fail;
+    }
+    rc = check_keys(cfg->root, keys, "top level", name, err);
+    if (rc)
+        goto fail;
+    v = cJSON_GetObjectItemCaseSensitive(cfg->root, "policies_dir");
+    if (v != NULL) {
+        if (!cJSON_IsString(v)) {
+            rc = pv_err_set(err, PV_ECONFIG, "%s: policies_dir must be a path", name);
+            goto fail;
+        }
+        cfg->policies_dir = v->valuestring;
+    }
+    v = cJSON_GetObjectItemCaseSensitive(cfg->root, "policy_limits");
+    if (v != NULL) {
+        rc = parse_limits(cfg, v, err);
+        if (rc)
+            goto fail;
+    }
+    v = cJSON_GetObjectItemCaseSensitive(cfg->root, "bindings");
+    if (v != NULL && !cJSON_IsNull(v)) {
+        size_t n = (size_t)cJSON_GetArraySize(v);
+        const cJSON *item;
+
+        if (!cJSON_IsArray(v)) {
+            rc = pv_err_set(err, PV_ECONFIG, "%s: bindings must be a list", name);
+            goto fail;
+        }
+        cfg->bindings = xcalloc(n ? n : 1, sizeof(*cfg->bindings));
+        cJSON_ArrayForEach(item, v)
+        {
+            rc = parse_binding(cfg, item, cfg->n_bindings, err);
+            if (rc)
+                goto fail;
+            cfg->n_bindings++;
+        }
+    }
+    *out = cfg;
+    return PV_OK;
+fail:
+    config_free(cfg);
+    return rc;
+}
+
+pv_status config_load_file(struct config **out, const char *path, struct pv_err *err)
+{
+    char *text = NULL;
+    size_t len = 0;
+    pv_status rc = bundle_read_file(path, CONFIG_MAX_BYTES, &text, &len, err);
+
+    if (rc)
+        return rc;
+    rc = config_parse(out, text, len, path, err);
+    free(text);
+    return rc;
+}
+
+pv_status config_load_default(struct config **out, struct pv_err *err)
+{
+    struct vm_source src;
+
+    if (bundle_embedded("policies/default.yaml", &src) == NULL)
+        return pv_err_set(err, PV_ECONFIG, "the embedded default configuration is missing");
+    return config_parse(out, src.text, src.len, src.path, err);
+}
+
+void config_free(struct config *cfg)
+{
+    if (cfg == NULL)
+        return;
+    cJSON_Delete(cfg->root);
+    free(cfg->bindings);
+    free(cfg->name);
+    free(cfg);
+}
+
+struct vm_binding *config_vm_bindings(const struct config *cfg)
+{
+    struct vm_binding *b = xcalloc(cfg->n_bindings ? cfg->n_bindings : 1, sizeof(*b));
+
+    for (size_t i = 0; i < cfg->n_bindings; i++) {
+        b[i].policy_id = cfg->bindings[i].policy;
+        b[i].params = cfg->bindings[i].params;
+        b[i].match = cfg->bindings[i].match;
+    }
+    return b;
+}

@@ -1,0 +1,53 @@
+/* server/decide.h: the decision table of DESIGN.md: bindings -> violations -> path. */
+#ifndef PV_DECIDE_H
+#define PV_DECIDE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "request.h"
+#include "status.h"
+#include "vm.h"
+
+enum decide_path {
+    DECIDE_GOLDEN = 0, /* no golden-path violation */
+    DECIDE_EXCEPTION,  /* violations all covered by active exceptions */
+    DECIDE_OFF_ROAD,   /* warn/audit violations only */
+    DECIDE_DENIED,     /* a deny violation not covered */
+};
+
+/* One binding's part in a decision. */
+struct decide_item {
+    const struct cfg_binding *binding; /* borrowed from the config */
+    const struct vm_policy *policy;    /* borrowed from the vm */
+    enum vm_enforcement enforcement;   /* effective at this entry point */
+    bool is_violated;                  /* violations, or an error its on_error denies */
+    struct vm_result r;
+};
+
+struct decision {
+    struct decide_item *items; /* one per binding, skipped ones included */
+    size_t n_items;
+    bool is_allowed;
+    enum decide_path path;
+    size_t n_deny;   /* violated bindings by enforcement */
+    size_t n_warn;
+    size_t n_audit;
+    size_t n_errors; /* bindings whose policy failed */
+    uint64_t elapsed_ns;
+};
+
+/* Evaluates every binding of 'cfg' (whose bindings 'vm' must hold, in order) on 'req'
+ * as seen from 'entry'. Borrows everything; fills *out, which the caller releases with
+ * decision_fini even on error. Returns PV_EINVAL/PV_ENOMEM when the object cannot be
+ * handed to policies (see vm_begin); policy failures are part of the decision. */
+pv_status decide_eval(struct vm *vm, const struct config *cfg, enum cfg_entry entry,
+                      const struct pv_request *req, struct decision *out, struct pv_err *err);
+
+void decision_fini(struct decision *d);
+
+const char *decide_path_name(enum decide_path p);
+const char *decide_enforcement_name(enum vm_enforcement e);
+
+#endif

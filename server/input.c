@@ -1,0 +1,270 @@
+/* server/input.c: finds manifest files, parses them (cJSON or libyaml through
+ * base/yaml.c), expands List kinds, and remembers where each object came from. */
+#include "input.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "bundle.h"
+#include "xalloc.h"
+#include "yaml.h"
+
+static const struct yaml_limits manifest_limits = {.max_depth = 200, .max_nodes = 4000000};
+
+void input_init(struct input_set *set)
+{
+    memset(set, 0, sizeof(*set));
+}
+
+void input_fini(struct input_set *set)
+{
+    for (size_t i = 0; i < set->n_roots; i++)
+        cJSON_Delete(set->roots[i]);
+    for (size_t i = 0; i < set->n_files; i++)
+        free(set->files[i]);
+    free(set->roots);
+    free(set->files);
+    free(set->objs);
+    memset(set, 0, sizeof(*set));
+}
+
+static bool has_suffix(const char *s, const char *suffix)
+{
+    size_t n = strlen(s);
+    size_t m = strlen(suffix);
+
+    return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
+static void add_obj(struct input_set *set, const cJSON *o, const char *file, int doc, int item,
+                    int line)
+{
+    struct input_obj *x;
+
+    set->objs = xrealloc(set->objs, (set->n_objs + 1) * sizeof(*set->objs));
+    x = &set->objs[set->n_objs++];
+    x->object = o;
+    x->file = file;
+    x->doc = doc;
+    x->item = item;
+    x->line = line;
+}
+
+static pv_status check_object(const cJSON *o, const char *file, int line, int doc, int item,
+                              struct pv_err *err)
+{
+    const cJSON *kind;
+    char where[48] = "";
+
+    if (item > 0)
+        snprintf(where, sizeof(where), " (List item %d)", item);
+    if (!cJSON_IsObject(o))
+        return pv_err_set(err, PV_EINVAL,
+                          "%s:%d: document %d%s is a %s, not a Kubernetes object (a mapping "
+                          "with apiVersion and kind)",
+                          file, line, doc, where,
+                          cJSON_IsArray(o)    ? "list"
+                          : cJSON_IsString(o) ? "string"
+                          : cJSON_IsNumber(o) ? "number"
+                          : cJSON_IsBool(o)   ? "boolean"
+                                              : "null");
+    kind = cJSON_GetObjectItemCaseSensitive(o, "kind");
+    if (!cJSON_IsString(kind) || kind->valuestring[0] == '\0')
+        return pv_err_set(err, PV_EINVAL,
+                          "%s:%d: document %d%s has no \"kind\"; every Kubernetes object needs "
+                          "apiVersion and kind",
+                          file, line, doc, where);
+    return PV_OK;
+}
+
+/* Adds the object of one document, expanding a *List into its items. */
+static pv_status add_document(struct input_set *set, const cJSON *o, const char *file, int doc,
+                              int line, struct pv_err *err)
+{
+    const cJSON *kind;
+    const cJSON *items;
+    pv_status rc = check_object(o, file, line, doc, 0, err);
+
+    if (rc)
+        return rc;
+    kind = cJSON_GetObjectItemCaseSensitive(o, "kind");
+    items = cJSON_GetObjectItemCaseSensitive(o, "items");
+    if (has_suffix(kind->valuestring, "List") && cJSON_IsArray(items)) {
+        int i = 0;
+        const cJSON *it;
+
+        cJSON_ArrayForEach(it, items)
+        {
+            i++;
+            rc = check_object(it, file, line, doc, i, err);
+            if (rc)
+                return rc;
+            add_obj(set, it, file, doc, i, line);
+        }
+        return PV_OK;
+    }
+    add_obj(set, o, file, doc, 0, line);
+    return PV_OK;
+}
+
+static bool looks_like_json(const char *text, size_t len, const char *name)
+{
+    if (has_suffix(name, ".json"))
+        return true;
+    for (size_t i = 0; i < len; i++) {
+        if (text[i] == ' ' || text[i] == '\t' || text[i] == '\n' || text[i] == '\r')
+            continue;
+        return text[i] == '{' || text[i] == '[';
+    }
+    return false;
+}
+
+static void line_col(const char *text, const char *at, int *line, int *col)
+{
+    *line = 1;
+    *col = 1;
+    for (const char *p = text; p < at; p++) {
+        if (*p == '\n') {
+            (*line)++;
+            *col = 1;
+        } else {
+            (*col)++;
+        }
+    }
+}
+
+pv_status input_add_text(struct input_set *set, const char *text, size_t len, const char *name,
+                         struct pv_err *err)
+{
+    size_t first_obj = set->n_objs;
+    size_t first_root = set->n_roots;
+    const char *file;
+    pv_status rc = PV_OK;
+
+    set->files = xrealloc(set->files, (set->n_files + 1) * sizeof(*set->files));
+    file = set->files[set->n_files++] = xstrdup(name);
+    if (looks_like_json(text, len, name)) {
+        const char *end = NULL;
+        cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
+
+        if (root == NULL) {
+            int line;
+            int col;
+
+            line_col(text, end != NULL && end >= text && end <= text + len ? end : text, &line,
+                     &col);
+            return pv_err_set(err, PV_EPARSE,
+                              "%s:%d:%d: invalid JSON (a syntax error, or nesting deeper than "
+                              "%d levels)",
+                              name, line, col, CJSON_NESTING_LIMIT);
+        }
+        set->roots = xrealloc(set->roots, (set->n_roots + 1) * sizeof(*set->roots));
+        set->roots[set->n_roots++] = root;
+        rc = add_document(set, root, file, 1, 1, err);
+    } else {
+        struct yaml_doc *docs = NULL;
+        size_t n = 0;
+
+        rc = yaml_parse_docs(text, len, name, &manifest_limits, &docs, &n, err);
+        if (rc)
+            return rc;
+        set->roots = xrealloc(set->roots, (set->n_roots + n + 1) * sizeof(*set->roots));
+        for (size_t i = 0; i < n; i++) {
+            if (docs[i].json == NULL)
+                continue;
+            set->roots[set->n_roots++] = docs[i].json;
+            docs[i].json = NULL;
+            if (rc == PV_OK)
+                rc = add_document(set, set->roots[set->n_roots - 1], file, (int)i + 1,
+                                  docs[i].line, err);
+        }
+        yaml_docs_free(docs, n);
+    }
+    if (rc) {
+        /* Nothing of this file is kept. */
+        for (size_t i = first_root; i < set->n_roots; i++)
+            cJSON_Delete(set->roots[i]);
+        set->n_roots = first_root;
+        set->n_objs = first_obj;
+    }
+    return rc;
+}
+
+static pv_status add_file(struct input_set *set, const char *path, struct pv_err *err)
+{
+    char *text = NULL;
+    size_t len = 0;
+    pv_status rc = bundle_read_file(path, INPUT_MAX_FILE_BYTES, &text, &len, err);
+
+    if (rc)
+        return rc;
+    rc = input_add_text(set, text, len, strcmp(path, "-") == 0 ? "<stdin>" : path, err);
+    free(text);
+    return rc;
+}
+
+static int cmp_names(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static pv_status add_dir(struct input_set *set, const char *dir, int depth, struct pv_err *err)
+{
+    DIR *d;
+    struct dirent *de;
+    char **names = NULL;
+    size_t n = 0;
+    pv_status rc = PV_OK;
+
+    if (depth > 32)
+        return pv_err_set(err, PV_EINVAL, "%s: directories nested deeper than 32 levels", dir);
+    d = opendir(dir);
+    if (d == NULL)
+        return pv_err_set(err, PV_EIO, "%s: %s", dir, strerror(errno));
+    while ((de = readdir(d)) != NULL) {
+        if (de->d_name[0] == '.')
+            continue;
+        names = xrealloc(names, (n + 1) * sizeof(*names));
+        names[n++] = xstrdup(de->d_name);
+    }
+    closedir(d);
+    if (n > 0)
+        qsort(names, n, sizeof(*names), cmp_names);
+    for (size_t i = 0; i < n && rc == PV_OK; i++) {
+        size_t plen = strlen(dir) + strlen(names[i]) + 2;
+        char *path = xmalloc(plen);
+        struct stat st;
+
+        snprintf(path, plen, "%s%s%s", dir, has_suffix(dir, "/") ? "" : "/", names[i]);
+        if (stat(path, &st) != 0)
+            rc = pv_err_set(err, PV_EIO, "%s: %s", path, strerror(errno));
+        else if (S_ISDIR(st.st_mode))
+            rc = add_dir(set, path, depth + 1, err);
+        else if (S_ISREG(st.st_mode) && (has_suffix(path, ".yaml") || has_suffix(path, ".yml") ||
+                                         has_suffix(path, ".json")))
+            rc = add_file(set, path, err);
+        free(path);
+    }
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+    return rc;
+}
+
+pv_status input_add_path(struct input_set *set, const char *path, struct pv_err *err)
+{
+    struct stat st;
+
+    if (strcmp(path, "-") == 0)
+        return add_file(set, path, err);
+    if (stat(path, &st) != 0)
+        return pv_err_set(err, errno == ENOENT ? PV_ENOENT : PV_EIO, "%s: %s", path,
+                          strerror(errno));
+    if (S_ISDIR(st.st_mode))
+        return add_dir(set, path, 0, err);
+    return add_file(set, path, err);
+}

@@ -1,0 +1,117 @@
+/* server/main.c: entry point of the paved binary: process-wide setup and dispatch to
+ * the subcommands; also the engine set-up the commands share. */
+#include "cli.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "log.h"
+#include "xalloc.h"
+
+static const char usage[] =
+    "usage: paved COMMAND [options]\n"
+    "\n"
+    "paved decides deploy, provision and credential requests with Lua policies and\n"
+    "records whether they followed the golden path.\n"
+    "\n"
+    "commands:\n"
+    "  check     decide manifests offline: the CI gate (exit 0 allow, 1 deny, 2 error)\n"
+    "  test      run policy test cases (JSON Lines) against the bundle\n"
+    "  version   print the version\n"
+    "  help      show this help\n"
+    "\n"
+    "Run 'paved COMMAND --help' for the options of a command.\n"
+    "environment: PAVED_LOG=debug|info|warn|error sets the log level (default warn).\n";
+
+pv_status cli_engine_open(struct cli_engine *e, const char *policies_dir, const char *config_path,
+                          bool with_bindings, struct pv_err *err)
+{
+    struct vm_binding *b = NULL;
+    pv_status rc;
+
+    memset(e, 0, sizeof(*e));
+    rc = config_path != NULL ? config_load_file(&e->cfg, config_path, err)
+                             : config_load_default(&e->cfg, err);
+    if (rc)
+        goto fail;
+    if (policies_dir == NULL)
+        policies_dir = e->cfg->policies_dir;
+    rc = bundle_load(&e->bundle, policies_dir, err);
+    if (rc)
+        goto fail;
+    rc = vm_new(&e->vm, &e->cfg->limits, e->bundle.modules, e->bundle.n_modules,
+                e->bundle.policies, e->bundle.n_policies, err);
+    if (rc)
+        goto fail;
+    if (with_bindings) {
+        b = config_vm_bindings(e->cfg);
+        rc = vm_set_bindings(e->vm, b, e->cfg->n_bindings, err);
+        free(b);
+        if (rc) {
+            char msg[PV_ERR_MSG_MAX];
+
+            snprintf(msg, sizeof(msg), "%s", err != NULL ? err->msg : "");
+            pv_err_set(err, rc, "%s: %s", e->cfg->name, msg);
+            goto fail;
+        }
+    }
+    return PV_OK;
+fail:
+    cli_engine_close(e);
+    return rc;
+}
+
+void cli_engine_close(struct cli_engine *e)
+{
+    vm_free(e->vm);
+    config_free(e->cfg);
+    bundle_fini(&e->bundle);
+    memset(e, 0, sizeof(*e));
+}
+
+static void setup_logging(void)
+{
+    const char *lvl = getenv("PAVED_LOG");
+    enum log_level level = LOG_WARN;
+
+    if (lvl != NULL) {
+        if (strcmp(lvl, "debug") == 0)
+            level = LOG_DEBUG;
+        else if (strcmp(lvl, "info") == 0)
+            level = LOG_INFO;
+        else if (strcmp(lvl, "error") == 0)
+            level = LOG_ERROR;
+    }
+    log_init(level, false);
+}
+
+int main(int argc, char **argv)
+{
+    cJSON_Hooks hooks = {xmalloc, free};
+    const char *cmd;
+
+    cJSON_InitHooks(&hooks);
+    setup_logging();
+    if (argc < 2) {
+        fputs(usage, stderr);
+        return EXIT_USAGE;
+    }
+    cmd = argv[1];
+    if (strcmp(cmd, "check") == 0)
+        return cmd_check(argc - 1, argv + 1);
+    if (strcmp(cmd, "test") == 0)
+        return cmd_test(argc - 1, argv + 1);
+    if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+        printf("paved %s (Lua 5.4, policies embedded)\n", PAVED_VERSION);
+        return EXIT_ALLOW;
+    }
+    if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
+        fputs(usage, stdout);
+        return EXIT_ALLOW;
+    }
+    fprintf(stderr, "paved: unknown command '%s'\n\n%s", cmd, usage);
+    return EXIT_USAGE;
+}
