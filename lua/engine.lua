@@ -120,7 +120,8 @@ local function kind_set(match, policy)
                 end
             end
         end
-    elseif (type(match) ~= "table" or next(match) == nil) and type(policy.resources) == "table" then
+    elseif type(policy.resources) == "table" then
+        -- A match without kinds keeps the policy's own applies_to.resources.
         set = {}
         for _, kind in ipairs(policy.resources) do
             set[kind] = { ["*"] = true }

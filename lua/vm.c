@@ -103,7 +103,6 @@ static void hook(lua_State *L, lua_Debug *ar)
 {
     struct vm *vm = vm_of(L);
 
-    (void)ar;
     if (!vm->in_eval)
         return;
     if (vm->tripped == VM_OK) {
@@ -115,21 +114,29 @@ static void hook(lua_State *L, lua_Debug *ar)
         else
             return;
     }
+    /* Report where the policy was, not where its caller is (luaL_error's level 1). */
+    if (lua_getinfo(L, "Sl", ar) && ar->currentline > 0)
+        lua_pushfstring(L, "%s:%d: ", ar->short_src, ar->currentline);
+    else
+        lua_pushliteral(L, "");
     switch (vm->tripped) {
     case VM_BUDGET:
-        luaL_error(L, "instruction budget of %d exceeded", (int)vm->lim.max_instructions);
+        lua_pushfstring(L, "instruction budget of %d exceeded", (int)vm->lim.max_instructions);
         break;
     case VM_TIMEOUT:
-        luaL_error(L, "deadline of %d ms exceeded", (int)vm->lim.timeout_ms);
+        lua_pushfstring(L, "deadline of %d ms exceeded", (int)vm->lim.timeout_ms);
         break;
     case VM_NOMEM:
-        luaL_error(L, "memory limit of %d KiB exceeded", (int)(vm->lim.max_memory >> 10));
+        lua_pushfstring(L, "memory limit of %d KiB exceeded", (int)(vm->lim.max_memory >> 10));
         break;
     case VM_SKIPPED:
     case VM_OK:
     case VM_ERROR:
+        lua_pushliteral(L, "limit exceeded");
         break;
     }
+    lua_concat(L, 2);
+    lua_error(L);
 }
 
 /* ---- Sandbox ---- */

@@ -37,17 +37,17 @@ return {
         end
         local v = spec.automountServiceAccountToken
         if v == true then
-            violation("%s: spec.automountServiceAccountToken is true; set it to false and mount "
+            violation("%s: the pod spec sets automountServiceAccountToken: true; set it to false and mount "
                 .. "a projected token only where the pod needs API access", paved.name(req.object))
         elseif v == nil then
             if params.requireExplicitFalse == true then
-                violation("%s: spec.automountServiceAccountToken is not set, so the token is "
-                    .. "mounted by default; set it to false", paved.name(req.object))
+                violation("%s: the pod spec does not set automountServiceAccountToken, so the token is "
+                    .. "mounted by default; set it to false explicitly", paved.name(req.object))
             else
                 local c = mounts_token(req.object)
                 if c then
-                    violation("%s: container %q mounts the service account token at %s while "
-                        .. "spec.automountServiceAccountToken is unset; set it to false and remove "
+                    violation("%s: container %q mounts the service account token at %s while the pod "
+                        .. "spec leaves automountServiceAccountToken unset; set it to false and remove "
                         .. "the mount", paved.name(req.object), tostring(c.name), TOKEN_PATH)
                 end
             end

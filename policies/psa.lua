@@ -104,8 +104,6 @@ end
 -- Each check returns nil when it passes, else the detail text (what is wrong
 -- and what to change).
 
-local CHECKS = {}
-
 local function allowPrivilegeEscalation(ctx, ex)
     -- Windows pods have no privilege escalation concept (v1.25+).
     if ctx.v >= 25 and ctx.windows then
@@ -806,9 +804,6 @@ local CHECK_LIST = {
     { id = "windowsHostProcess", level = "baseline", min = 0, fn = windowsHostProcess,
         title = "Windows pods are not HostProcess" },
 }
-for _, c in ipairs(CHECK_LIST) do
-    CHECKS[c.id] = c
-end
 
 -- Ordered check list of a level at a minor version: baseline checks (minus the
 -- ones a restricted check overrides at that version), then restricted checks.

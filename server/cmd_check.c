@@ -135,6 +135,11 @@ static const char *outcome_name(enum vm_outcome o)
 
 /* ---- Text ---- */
 
+static bool same_id(const struct decide_item *it)
+{
+    return strcmp(it->binding->id, it->policy->id) == 0;
+}
+
 static void print_text(const struct opts *op, const struct input_obj *o, const struct decision *d)
 {
     char name[512];
@@ -168,12 +173,12 @@ static void print_text(const struct opts *op, const struct input_obj *o, const s
         if (!it->is_violated || (it->enforcement == VM_AUDIT && !op->is_explain))
             continue;
         for (size_t j = 0; j < it->r.n_violations; j++)
-            printf("  %-5s %s: %s\n", enf, it->binding->id, it->r.violations[j]);
+            printf("  %-5s %s%s%s%s: %s\n", enf, it->binding->id,
+                   same_id(it) ? "" : " (", same_id(it) ? "" : it->policy->id,
+                   same_id(it) ? "" : ")", it->r.violations[j]);
         if (it->r.n_dropped > 0)
             printf("  %-5s %s: ... and %zu more\n", enf, it->binding->id, it->r.n_dropped);
     }
-    if (!d->is_allowed)
-        printf("  fix the deny findings above; policy titles: paved check --explain\n");
 }
 
 /* ---- JSON ---- */
