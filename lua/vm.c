@@ -271,12 +271,15 @@ static void build_sandbox(lua_State *L)
     make_readonly(L);
     lua_setfield(L, -3, "os");
     lua_pop(L, 1);
-    /* stack: real globals | sandbox <- top */
+    /* stack: real globals | sandbox <- top. _G must name the proxy, or writing
+     * through it would reach the shared table. */
     lua_pushvalue(L, -1);
-    lua_setfield(L, -2, "_G");
     make_readonly(L);
+    /* stack: real globals | sandbox | proxy <- top */
+    lua_pushvalue(L, -1);
+    lua_setfield(L, -3, "_G");
     lua_rawseti(L, LUA_REGISTRYINDEX, LUA_RIDX_GLOBALS);
-    lua_pop(L, 1);
+    lua_pop(L, 2);
 }
 
 /* ---- Errors ---- */
@@ -759,8 +762,12 @@ void vm_eval(struct vm *vm, size_t i, struct vm_result *out)
         const char *msg = lua_tostring(L, -1);
 
         out->outcome = vm->tripped != VM_OK ? vm->tripped : VM_ERROR;
-        if (rc == LUA_ERRMEM)
+        if (rc == LUA_ERRMEM) {
+            /* Lua skips the message handler for memory errors: no position. */
             out->outcome = VM_NOMEM;
+            msg = lua_pushfstring(L, "memory limit of %d KiB exceeded",
+                                  (int)(vm->lim.max_memory >> 10));
+        }
         out->error = xstrdup(msg != NULL ? msg : "unknown error");
     }
     vm->in_eval = false;
