@@ -64,7 +64,7 @@ all: build/paved
 # The release binary is build/paved; other variants link build/<variant>/paved.
 build/paved: $(B)/paved
 ifeq ($(VARIANT),release)
-	$(Q)cp $< $@
+	$(Q)cp $< $@.tmp && mv $@.tmp $@
 endif
 
 $(B)/paved: $(MAIN_OBJ) $(LIB_OBJ)

@@ -134,27 +134,23 @@ struct scalar {
 };
 
 /* go-yaml v2's resolveMap: looked up only when the first character has a hint. */
-static const struct word {
-    const char *text;
+static const struct words {
+    const char *spelling[5]; /* NULL-padded */
     enum kind kind;
     int is_true;
     double num;
 } WORDS[] = {
-    {"y", K_BOOL, 1, 0},         {"Y", K_BOOL, 1, 0},          {"yes", K_BOOL, 1, 0},
-    {"Yes", K_BOOL, 1, 0},       {"YES", K_BOOL, 1, 0},        {"true", K_BOOL, 1, 0},
-    {"True", K_BOOL, 1, 0},      {"TRUE", K_BOOL, 1, 0},       {"on", K_BOOL, 1, 0},
-    {"On", K_BOOL, 1, 0},        {"ON", K_BOOL, 1, 0},         {"n", K_BOOL, 0, 0},
-    {"N", K_BOOL, 0, 0},         {"no", K_BOOL, 0, 0},         {"No", K_BOOL, 0, 0},
-    {"NO", K_BOOL, 0, 0},        {"false", K_BOOL, 0, 0},      {"False", K_BOOL, 0, 0},
-    {"FALSE", K_BOOL, 0, 0},     {"off", K_BOOL, 0, 0},        {"Off", K_BOOL, 0, 0},
-    {"OFF", K_BOOL, 0, 0},       {"", K_NULL, 0, 0},           {"~", K_NULL, 0, 0},
-    {"null", K_NULL, 0, 0},      {"Null", K_NULL, 0, 0},       {"NULL", K_NULL, 0, 0},
-    {".nan", K_FLOAT, 0, NAN},   {".NaN", K_FLOAT, 0, NAN},    {".NAN", K_FLOAT, 0, NAN},
-    {".inf", K_FLOAT, 0, INFINITY},   {".Inf", K_FLOAT, 0, INFINITY},
-    {".INF", K_FLOAT, 0, INFINITY},   {"+.inf", K_FLOAT, 0, INFINITY},
-    {"+.Inf", K_FLOAT, 0, INFINITY},  {"+.INF", K_FLOAT, 0, INFINITY},
-    {"-.inf", K_FLOAT, 0, -INFINITY}, {"-.Inf", K_FLOAT, 0, -INFINITY},
-    {"-.INF", K_FLOAT, 0, -INFINITY},
+    {{"y", "Y", "yes", "Yes", "YES"}, K_BOOL, 1, 0},
+    {{"true", "True", "TRUE"}, K_BOOL, 1, 0},
+    {{"on", "On", "ON"}, K_BOOL, 1, 0},
+    {{"n", "N", "no", "No", "NO"}, K_BOOL, 0, 0},
+    {{"false", "False", "FALSE"}, K_BOOL, 0, 0},
+    {{"off", "Off", "OFF"}, K_BOOL, 0, 0},
+    {{"", "~", "null", "Null", "NULL"}, K_NULL, 0, 0},
+    {{".nan", ".NaN", ".NAN"}, K_FLOAT, 0, NAN},
+    {{".inf", ".Inf", ".INF"}, K_FLOAT, 0, INFINITY},
+    {{"+.inf", "+.Inf", "+.INF"}, K_FLOAT, 0, INFINITY},
+    {{"-.inf", "-.Inf", "-.INF"}, K_FLOAT, 0, -INFINITY},
 };
 
 /* go-yaml v2's resolveTable: 'S'ign, 'D'igit, 'M'ap word, '.', or 0 (always a string). */
@@ -188,8 +184,7 @@ static int digit_value(unsigned char ch)
  * NUM_OK, or whichever of NUM_SYNTAX/NUM_RANGE Go would report first. Also sets
  * '*approx' to the value as a double (still meaningful past UINT64_MAX) and
  * '*is_wellformed' when every character is a digit, as big.Int.SetString requires. */
-static int parse_uint_go(const char *s, int base, uint64_t *out, double *approx,
-                         int *is_wellformed)
+static int parse_uint_go(const char *s, int base, uint64_t *out, double *approx, int *is_wellformed)
 {
     uint64_t n = 0;
     int rc = NUM_OK;
@@ -203,8 +198,13 @@ static int parse_uint_go(const char *s, int base, uint64_t *out, double *approx,
         if (s[0] == '0') {
             int prefix = strlen(s) >= 3 ? (unsigned char)s[1] | 0x20 : 0;
 
-            base = prefix == 'b' ? 2 : prefix == 'o' ? 8 : prefix == 'x' ? 16 : 8;
-            s += base == 8 && prefix != 'o' ? 1 : 2;
+            if (prefix == 'b' || prefix == 'o' || prefix == 'x') {
+                base = prefix == 'b' ? 2 : prefix == 'o' ? 8 : 16;
+                s += 2;
+            } else {
+                base = 8;
+                s++;
+            }
         }
     }
     for (; *s != '\0'; s++) {
@@ -266,9 +266,11 @@ static int is_float_syntax(const char *s)
             n++;
         if (n == 0)
             return 0;
-        if (*s == '.')
-            for (s++; *s >= '0' && *s <= '9'; s++)
-                ;
+        if (*s == '.') {
+            s++;
+            while (*s >= '0' && *s <= '9')
+                s++;
+        }
     }
     if (*s == 'e' || *s == 'E') {
         s++;
@@ -344,7 +346,7 @@ static void resolve_number(const char *in, size_t len, struct scalar *out)
             goto done;
         }
     }
-    /* Past uint64: go-yaml v2 returns a big.Int; JSON gets its nearest double. */
+    /* Past uint64: go-yaml v2 returns a big.Int; JSON holds the nearest double. */
     if (uint_rc == NUM_RANGE && is_wellformed) {
         out->kind = K_INT;
         out->num = approx;
@@ -358,17 +360,20 @@ static void resolve_plain(const char *s, size_t len, struct scalar *out)
 {
     char hint = len == 0 ? 'N' : hint_of((unsigned char)s[0]);
     size_t i;
+    size_t k;
 
     memset(out, 0, sizeof(*out));
     out->kind = K_STR;
     if (hint == 0)
         return;
     for (i = 0; i < sizeof(WORDS) / sizeof(WORDS[0]); i++) {
-        if (strcmp(s, WORDS[i].text) == 0) {
-            out->kind = WORDS[i].kind;
-            out->is_true = WORDS[i].is_true;
-            out->num = WORDS[i].num;
-            return;
+        for (k = 0; k < 5 && WORDS[i].spelling[k] != NULL; k++) {
+            if (strcmp(s, WORDS[i].spelling[k]) == 0) {
+                out->kind = WORDS[i].kind;
+                out->is_true = WORDS[i].is_true;
+                out->num = WORDS[i].num;
+                return;
+            }
         }
     }
     if (hint == '.') {
@@ -503,11 +508,11 @@ struct anchor {
 
 /* One open mapping or sequence. */
 struct frame {
-    cJSON *node;              /* owned until closed and handed to the parent */
+    cJSON *node; /* owned until closed and handed to the parent */
     int is_map;
-    char *key;                /* owned: key awaiting its value; NULL when a key is next */
-    int is_merge;             /* 'key' is the merge key '<<' */
-    size_t key_line;          /* where 'key' is, for messages */
+    char *key;       /* owned: key awaiting its value; NULL when a key is next */
+    int is_merge;    /* 'key' is the merge key '<<' */
+    size_t key_line; /* where 'key' is, for messages */
     size_t key_col;
     struct strmap keys;       /* mappings: key -> cJSON item already in 'node' */
     struct anchor *anchor;    /* borrows, or NULL */
@@ -542,11 +547,10 @@ struct conv {
     size_t docs_cap;
 };
 
-static pv_status fail(struct conv *c, pv_status rc, size_t line, size_t col, const char *fmt,
-                      ...) __attribute__((format(printf, 5, 6)));
+static pv_status fail(struct conv *c, pv_status rc, size_t line, size_t col, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
 
-static pv_status fail(struct conv *c, pv_status rc, size_t line, size_t col, const char *fmt,
-                      ...)
+static pv_status fail(struct conv *c, pv_status rc, size_t line, size_t col, const char *fmt, ...)
 {
     char what[PV_ERR_MSG_MAX];
     va_list ap;
@@ -798,8 +802,7 @@ static pv_status on_alias(struct conv *c, const yaml_event_t *ev)
     if (a == NULL)
         return fail(c, PV_EINVAL, c->line, c->col, "unknown anchor '%.64s' referenced", name);
     if (a->is_open)
-        return fail(c, PV_EINVAL, c->line, c->col, "anchor '%.64s' value contains itself",
-                    name);
+        return fail(c, PV_EINVAL, c->line, c->col, "anchor '%.64s' value contains itself", name);
     if (expects_key(f)) {
         rc = count_nodes(c, 1);
         if (rc)
@@ -823,15 +826,15 @@ static pv_status on_alias(struct conv *c, const yaml_event_t *ev)
 
 static pv_status on_start(struct conv *c, const yaml_event_t *ev, int is_map)
 {
-    const char *anchor = (const char *)(is_map ? ev->data.mapping_start.anchor
-                                               : ev->data.sequence_start.anchor);
+    const char *anchor =
+        (const char *)(is_map ? ev->data.mapping_start.anchor : ev->data.sequence_start.anchor);
     struct frame *f;
     pv_status rc;
 
     note_content(c);
     if (expects_key(top_frame(c)))
-        return fail(c, PV_EINVAL, c->line, c->col,
-                    "a mapping key must be a scalar, not a %s", is_map ? "mapping" : "sequence");
+        return fail(c, PV_EINVAL, c->line, c->col, "a mapping key must be a scalar, not a %s",
+                    is_map ? "mapping" : "sequence");
     rc = check_depth(c, 1);
     if (rc == PV_OK)
         rc = count_nodes(c, 1);
@@ -858,12 +861,13 @@ static pv_status on_start(struct conv *c, const yaml_event_t *ev, int is_map)
 
 static pv_status on_end(struct conv *c)
 {
-    struct frame *f = top_frame(c);
+    struct frame *f;
     cJSON *node;
     size_t height;
     size_t n_nodes;
 
-    PV_ASSERT(f != NULL);
+    PV_ASSERT(c->depth > 0); /* libyaml pairs every start with an end */
+    f = &c->stack[c->depth - 1];
     node = f->node;
     height = f->height;
     n_nodes = c->n_nodes - f->nodes_at_open;
@@ -964,8 +968,7 @@ static pv_status parser_error(struct conv *c, const yaml_parser_t *p)
     if (p->error == YAML_READER_ERROR) {
         offset_to_mark(c, p->problem_offset, &line, &col);
         if (p->problem_value != -1)
-            return fail(c, PV_EPARSE, line, col, "%s (#x%X)", problem,
-                        (unsigned)p->problem_value);
+            return fail(c, PV_EPARSE, line, col, "%s (#x%X)", problem, (unsigned)p->problem_value);
         return fail(c, PV_EPARSE, line, col, "%s", problem);
     }
     line = p->problem_mark.line + 1;

@@ -260,7 +260,9 @@ static const struct row DOCS[] = {
     {"42", "42"},
     {"--- |\n  text\n", "\"text\\n\""},
     {"a: 1 # comment\n# more\nb: 2\n", "{\"a\":1,\"b\":2}"},
-    {"\xef\xbb\xbf" "a: 1\n", "{\"a\":1}"},
+    {"\xef\xbb\xbf"
+     "a: 1\n",
+     "{\"a\":1}"}, /* UTF-8 byte order mark */
     /* keys are strings, spelled as sigs.k8s.io/yaml does */
     {"1: a", "{\"1\":\"a\"}"},
     {"-7: a", "{\"-7\":\"a\"}"},
@@ -341,10 +343,8 @@ static void test_nonfinite(void)
 
     T_EQ_INT(yaml_parse_one(yaml, strlen(yaml), "t", &LIM, &j, NULL), PV_OK);
     T_EQ_INT(cJSON_GetArraySize(j), 5);
-    T_OK(isinf(cJSON_GetArrayItem(j, 0)->valuedouble) &&
-         cJSON_GetArrayItem(j, 0)->valuedouble > 0);
-    T_OK(isinf(cJSON_GetArrayItem(j, 1)->valuedouble) &&
-         cJSON_GetArrayItem(j, 1)->valuedouble < 0);
+    T_OK(isinf(cJSON_GetArrayItem(j, 0)->valuedouble) && cJSON_GetArrayItem(j, 0)->valuedouble > 0);
+    T_OK(isinf(cJSON_GetArrayItem(j, 1)->valuedouble) && cJSON_GetArrayItem(j, 1)->valuedouble < 0);
     T_OK(isnan(cJSON_GetArrayItem(j, 2)->valuedouble));
     T_OK(isinf(cJSON_GetArrayItem(j, 3)->valuedouble));
     T_OK(isnan(cJSON_GetArrayItem(j, 4)->valuedouble));
@@ -481,7 +481,9 @@ static pv_status parse_with(const char *yaml, const struct yaml_limits *lim, str
 static void test_depth(void)
 {
     static const struct {
-        const char *open, *mid, *close;
+        const char *open;
+        const char *mid;
+        const char *close;
     } shapes[] = {{"[", "1", "]"}, {"{a: ", "1", "}"}, {"- ", "x", ""}};
     static const struct yaml_limits lim6 = {6, 1000000};
     static const struct yaml_limits lim0 = {0, 1000000};
