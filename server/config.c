@@ -8,7 +8,7 @@
 
 #include "bundle.h"
 #include "xalloc.h"
-#include "yaml.h"
+#include "yamldoc.h"
 
 #define CONFIG_MAX_BYTES ((size_t)4 << 20)
 

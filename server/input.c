@@ -11,7 +11,7 @@
 
 #include "bundle.h"
 #include "xalloc.h"
-#include "yaml.h"
+#include "yamldoc.h"
 
 static const struct yaml_limits manifest_limits = {.max_depth = 200, .max_nodes = 4000000};
 

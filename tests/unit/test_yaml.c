@@ -1,6 +1,6 @@
 /* tests/unit/test_yaml.c: YAML -> JSON conversion (server/base/yaml.c): go-yaml v2 scalar
  * rules, documents, anchors and merges, limits, and malformed input. Needs no files. */
-#include "yaml.h"
+#include "yamldoc.h"
 
 #include <math.h>
 #include <stdint.h>

@@ -1,7 +1,7 @@
-/* server/base/yaml.h: YAML text -> cJSON documents, resolving plain scalars the way
+/* server/base/yamldoc.h: YAML text -> cJSON documents, resolving plain scalars the way
  * Kubernetes does (go-yaml v2, YAML 1.1 rules). Owns no state between calls. */
-#ifndef PV_YAML_H
-#define PV_YAML_H
+#ifndef PV_YAMLDOC_H
+#define PV_YAMLDOC_H
 
 #include <stddef.h>
 

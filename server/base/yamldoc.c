@@ -1,7 +1,7 @@
-/* server/base/yaml.c: YAML text -> cJSON documents through libyaml's event API. Owns the
+/* server/base/yamldoc.c: YAML text -> cJSON documents through libyaml's event API. Owns the
  * go-yaml v2 scalar rules, alias and merge-key expansion, and the depth and node limits.
  * Nothing here recurses on the C stack; cJSON's own recursion is bounded by max_depth. */
-#include "yaml.h"
+#include "yamldoc.h"
 
 #include <errno.h>
 #include <float.h>
@@ -14,13 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* This module's own header is also called yaml.h, so when server/base is on the -I path
- * <yaml.h> would find it instead of libyaml's. Name libyaml's header by its Debian path
- * unless the build says where it is. */
-#ifndef PV_LIBYAML_HEADER
-#define PV_LIBYAML_HEADER </usr/include/yaml.h>
-#endif
-#include PV_LIBYAML_HEADER
+#include <yaml.h>
 
 #include "xalloc.h"
 
