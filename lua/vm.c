@@ -39,6 +39,7 @@ struct vm {
     int ref_eval;      /* engine.eval */
     int ref_violation; /* the violation collector closure */
     int ref_msgh;      /* error handler */
+    int ref_inventory; /* shared inventory table, or LUA_NOREF */
     size_t n_bindings;
     struct vm_policy *policies;
     size_t n_policies;
@@ -526,7 +527,7 @@ pv_status vm_new(struct vm **out, const struct vm_limits *lim, const struct vm_s
 
     vm->lim = lim != NULL ? *lim : default_limits;
     vm->limit = LOAD_MEMORY_MAX;
-    vm->ref_eval = vm->ref_violation = vm->ref_msgh = LUA_NOREF;
+    vm->ref_eval = vm->ref_violation = vm->ref_msgh = vm->ref_inventory = LUA_NOREF;
     vm->L = lua_newstate(l_alloc, vm);
     if (vm->L == NULL) {
         free(vm);
@@ -677,6 +678,7 @@ static void set_json(lua_State *L, const char *k, const cJSON *v, bool as_empty_
 static int begin_cb(lua_State *L)
 {
     const struct pv_request *r = lua_touserdata(L, 1);
+    struct vm *vm = vm_of(L);
 
     lua_getfield(L, LUA_REGISTRYINDEX, "paved.engine");
     lua_getfield(L, -1, "set_request");
@@ -690,10 +692,50 @@ static int begin_cb(lua_State *L)
     set_json(L, "object", r->object, false);
     set_json(L, "old_object", r->old_object, false);
     set_json(L, "subject", r->subject, true);
-    set_json(L, "inventory", r->inventory, true);
+    if (r->inventory == NULL && vm->ref_inventory != LUA_NOREF) {
+        lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_inventory);
+        lua_setfield(L, -2, "inventory");
+    } else {
+        set_json(L, "inventory", r->inventory, true);
+    }
     set_json(L, "user_info", r->user_info, true);
     lua_call(L, 1, 0);
     return 0;
+}
+
+static int inventory_cb(lua_State *L)
+{
+    convert_push(L, lua_touserdata(L, 1));
+    return 1;
+}
+
+pv_status vm_set_inventory(struct vm *vm, const cJSON *inventory, struct pv_err *err)
+{
+    lua_State *L = vm->L;
+    int rc;
+
+    luaL_unref(L, LUA_REGISTRYINDEX, vm->ref_inventory);
+    vm->ref_inventory = LUA_NOREF;
+    if (inventory == NULL)
+        return PV_OK;
+    if (!cJSON_IsArray(inventory))
+        return pv_err_set(err, PV_EINVAL, "the inventory must be a list of objects");
+    vm->limit = LOAD_MEMORY_MAX;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_msgh);
+    lua_pushcfunction(L, inventory_cb);
+    lua_pushlightuserdata(L, (void *)(uintptr_t)inventory);
+    rc = lua_pcall(L, 1, 1, -3);
+    if (rc != LUA_OK) {
+        pv_err_set(err, rc == LUA_ERRMEM ? PV_ENOMEM : PV_EINVAL, "inventory: %s",
+                   lua_tostring(L, -1));
+        lua_settop(L, 0);
+        return err != NULL ? err->code : PV_EINVAL;
+    }
+    vm->ref_inventory = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_settop(L, 0);
+    lua_gc(L, LUA_GCCOLLECT);
+    vm->baseline = vm->used;
+    return PV_OK;
 }
 
 pv_status vm_begin(struct vm *vm, const struct pv_request *req, struct pv_err *err)

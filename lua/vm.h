@@ -98,6 +98,12 @@ pv_status vm_set_bindings(struct vm *vm, const struct vm_binding *b, size_t n,
                           struct pv_err *err);
 size_t vm_binding_count(const struct vm *vm);
 
+/* Converts 'inventory' (a JSON array of objects that exist beside the request; borrowed)
+ * once and keeps it as the `req.inventory` of every later request that brings none.
+ * NULL drops it. Returns PV_EINVAL when it is not an array, PV_ENOMEM when it does not
+ * fit in memory. */
+pv_status vm_set_inventory(struct vm *vm, const cJSON *inventory, struct pv_err *err);
+
 /* Converts 'req' (borrowed) into the `req` table and starts the request's deadline.
  * Returns PV_ENOMEM when the object alone exceeds the memory cap, PV_EINVAL when it
  * is not a JSON object. */

@@ -346,6 +346,7 @@ int cmd_check(int argc, char **argv)
     size_t n_failed = 0;
     cJSON *report = NULL;
     cJSON *objs = NULL;
+    cJSON *inventory = NULL;
     int c;
 
     optind = 1;
@@ -396,11 +397,20 @@ int cmd_check(int argc, char **argv)
         return EXIT_USAGE;
     }
     input_init(&in);
-    for (int i = optind; i < argc; i++) {
-        if (input_add_path(&in, argv[i], &err)) {
-            fprintf(stderr, "paved check: error: %s\n", err.msg);
-            n_input_errors++;
-        }
+    for (int i = optind; i < argc; i++)
+        input_add_path(&in, argv[i], NULL);
+    for (size_t i = 0; i < in.n_errors; i++)
+        fprintf(stderr, "paved check: error: %s\n", in.errors[i]);
+    n_input_errors = in.n_errors;
+    /* Every object of the run is the inventory of the others, so uniqueness and
+     * cross-object policies (unique ingress host, PDBs, namespace selectors) see the
+     * whole set of manifests, as they would see the cluster at admission. */
+    inventory = cJSON_CreateArray();
+    for (size_t i = 0; i < in.n_objs; i++)
+        cJSON_AddItemToArray(inventory, cJSON_CreateObjectReference(in.objs[i].object->child));
+    if (vm_set_inventory(e.vm, inventory, &err)) {
+        fprintf(stderr, "paved check: error: %s\n", err.msg);
+        n_input_errors++;
     }
     if (op.format == FMT_JSON) {
         report = cJSON_CreateObject();
@@ -468,6 +478,7 @@ int cmd_check(int argc, char **argv)
     } else {
         printf("  </testsuite>\n</testsuites>\n");
     }
+    cJSON_Delete(inventory);
     input_fini(&in);
     cli_engine_close(&e);
     if (n_input_errors > 0)

@@ -26,6 +26,9 @@ void input_fini(struct input_set *set)
         cJSON_Delete(set->roots[i]);
     for (size_t i = 0; i < set->n_files; i++)
         free(set->files[i]);
+    for (size_t i = 0; i < set->n_errors; i++)
+        free(set->errors[i]);
+    free(set->errors);
     free(set->roots);
     free(set->files);
     free(set->objs);
@@ -194,16 +197,29 @@ pv_status input_add_text(struct input_set *set, const char *text, size_t len, co
     return rc;
 }
 
-static pv_status add_file(struct input_set *set, const char *path, struct pv_err *err)
+static void note_error(struct input_set *set, const struct pv_err *e)
+{
+    set->errors = xrealloc(set->errors, (set->n_errors + 1) * sizeof(*set->errors));
+    set->errors[set->n_errors++] = xstrdup(e->msg);
+}
+
+/* Reads one file; a failure is noted in the set and kept in 'first' if it is the
+ * first one. Returns the file's status. */
+static pv_status add_file(struct input_set *set, const char *path, struct pv_err *first)
 {
     char *text = NULL;
     size_t len = 0;
-    pv_status rc = bundle_read_file(path, INPUT_MAX_FILE_BYTES, &text, &len, err);
+    struct pv_err e = {0};
+    pv_status rc = bundle_read_file(path, INPUT_MAX_FILE_BYTES, &text, &len, &e);
 
-    if (rc)
-        return rc;
-    rc = input_add_text(set, text, len, strcmp(path, "-") == 0 ? "<stdin>" : path, err);
+    if (rc == PV_OK)
+        rc = input_add_text(set, text, len, strcmp(path, "-") == 0 ? "<stdin>" : path, &e);
     free(text);
+    if (rc) {
+        note_error(set, &e);
+        if (first != NULL && first->code == PV_OK)
+            *first = e;
+    }
     return rc;
 }
 
@@ -212,19 +228,24 @@ static int cmp_names(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static pv_status add_dir(struct input_set *set, const char *dir, int depth, struct pv_err *err)
+/* Reads a directory tree. Errors are noted per entry; the walk goes on. */
+static void add_dir(struct input_set *set, const char *dir, int depth, struct pv_err *first)
 {
     DIR *d;
     struct dirent *de;
     char **names = NULL;
     size_t n = 0;
-    pv_status rc = PV_OK;
+    struct pv_err e = {0};
 
-    if (depth > 32)
-        return pv_err_set(err, PV_EINVAL, "%s: directories nested deeper than 32 levels", dir);
+    if (depth > 32) {
+        pv_err_set(&e, PV_EINVAL, "%s: directories nested deeper than 32 levels", dir);
+        goto fail;
+    }
     d = opendir(dir);
-    if (d == NULL)
-        return pv_err_set(err, PV_EIO, "%s: %s", dir, strerror(errno));
+    if (d == NULL) {
+        pv_err_set(&e, PV_EIO, "%s: %s", dir, strerror(errno));
+        goto fail;
+    }
     while ((de = readdir(d)) != NULL) {
         if (de->d_name[0] == '.')
             continue;
@@ -234,37 +255,54 @@ static pv_status add_dir(struct input_set *set, const char *dir, int depth, stru
     closedir(d);
     if (n > 0)
         qsort(names, n, sizeof(*names), cmp_names);
-    for (size_t i = 0; i < n && rc == PV_OK; i++) {
+    for (size_t i = 0; i < n; i++) {
         size_t plen = strlen(dir) + strlen(names[i]) + 2;
         char *path = xmalloc(plen);
         struct stat st;
 
         snprintf(path, plen, "%s%s%s", dir, has_suffix(dir, "/") ? "" : "/", names[i]);
-        if (stat(path, &st) != 0)
-            rc = pv_err_set(err, PV_EIO, "%s: %s", path, strerror(errno));
-        else if (S_ISDIR(st.st_mode))
-            rc = add_dir(set, path, depth + 1, err);
-        else if (S_ISREG(st.st_mode) && (has_suffix(path, ".yaml") || has_suffix(path, ".yml") ||
-                                         has_suffix(path, ".json")))
-            rc = add_file(set, path, err);
+        if (stat(path, &st) != 0) {
+            struct pv_err se = {0};
+
+            pv_err_set(&se, PV_EIO, "%s: %s", path, strerror(errno));
+            note_error(set, &se);
+            if (first->code == PV_OK)
+                *first = se;
+        } else if (S_ISDIR(st.st_mode)) {
+            add_dir(set, path, depth + 1, first);
+        } else if (S_ISREG(st.st_mode) && (has_suffix(path, ".yaml") || has_suffix(path, ".yml") ||
+                                           has_suffix(path, ".json"))) {
+            add_file(set, path, first);
+        }
         free(path);
     }
     for (size_t i = 0; i < n; i++)
         free(names[i]);
     free(names);
-    return rc;
+    return;
+fail:
+    note_error(set, &e);
+    if (first->code == PV_OK)
+        *first = e;
 }
 
 pv_status input_add_path(struct input_set *set, const char *path, struct pv_err *err)
 {
+    struct pv_err first = {0};
     struct stat st;
 
-    if (strcmp(path, "-") == 0)
-        return add_file(set, path, err);
-    if (stat(path, &st) != 0)
-        return pv_err_set(err, errno == ENOENT ? PV_ENOENT : PV_EIO, "%s: %s", path,
-                          strerror(errno));
-    if (S_ISDIR(st.st_mode))
-        return add_dir(set, path, 0, err);
-    return add_file(set, path, err);
+    if (strcmp(path, "-") == 0) {
+        add_file(set, path, &first);
+    } else if (stat(path, &st) != 0) {
+        pv_err_set(&first, errno == ENOENT ? PV_ENOENT : PV_EIO, "%s: %s", path,
+                   strerror(errno));
+        note_error(set, &first);
+    } else if (S_ISDIR(st.st_mode)) {
+        add_dir(set, path, 0, &first);
+    } else {
+        add_file(set, path, &first);
+    }
+    if (first.code != PV_OK && err != NULL)
+        *err = first;
+    return first.code;
 }

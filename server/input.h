@@ -25,14 +25,19 @@ struct input_set {
     size_t n_roots;
     char **files; /* owned */
     size_t n_files;
+    char **errors; /* owned: one "file:line: what" per input that could not be read */
+    size_t n_errors;
 };
 
 void input_init(struct input_set *set);
 void input_fini(struct input_set *set);
 
-/* Adds every object found at 'path' ("-" for stdin; borrowed). On error nothing of
- * 'path' is added and 'err' says "file:line: what" (PV_EPARSE, PV_EDEPTH, PV_ETOOBIG,
- * PV_EINVAL for a document that is not an object or has no kind, PV_ENOENT/PV_EIO). */
+/* Adds every object found at 'path' ("-" for stdin; borrowed). A file that cannot be
+ * read or parsed adds nothing and its message ("file:line: what") is appended to
+ * set->errors; the other files of a directory are still read. Returns PV_OK when
+ * everything was read, else the status of the first failure (PV_EPARSE, PV_EDEPTH,
+ * PV_ETOOBIG, PV_EINVAL for a document that is not an object or has no kind,
+ * PV_ENOENT/PV_EIO), with its message in 'err'. */
 pv_status input_add_path(struct input_set *set, const char *path, struct pv_err *err);
 
 /* Parses one buffer as JSON (when 'name' ends in .json or the text starts with '{' or
