@@ -42,7 +42,8 @@ else
   Q = @
 endif
 
-BASE_SRC = server/base/status.c server/base/xalloc.c server/base/log.c server/base/yamldoc.c
+BASE_SRC = server/base/status.c server/base/xalloc.c server/base/log.c server/base/yamldoc.c \
+           server/base/fsutil.c
 LUA_SRC  = lua/vm.c lua/convert.c lua/api.c
 APP_SRC  = server/bundle.c server/config.c server/input.c server/decide.c \
            server/cmd_check.c server/cmd_test.c server/cli.c

@@ -29,10 +29,4 @@ void bundle_fini(struct bundle *b);
 /* The embedded file at 'path' (e.g. "policies/default.yaml"), or NULL. */
 const struct vm_source *bundle_embedded(const char *path, struct vm_source *out);
 
-/* Reads a whole file of at most 'max_bytes' ("-" is stdin). On success *out is a
- * NUL-terminated buffer the caller frees and *len_out its length. Returns PV_ENOENT,
- * PV_EIO or PV_ETOOBIG with the path in 'err'. */
-pv_status bundle_read_file(const char *path, size_t max_bytes, char **out, size_t *len_out,
-                           struct pv_err *err);
-
 #endif

@@ -2,7 +2,6 @@
  * Lines format against the bundle, one binding per case, in process. */
 #include "cli.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fnmatch.h>
 #include <getopt.h>
@@ -11,7 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "xalloc.h"
+#include "fsutil.h"
 
 #define CASE_FILE_MAX_BYTES ((size_t)64 << 20)
 
@@ -158,7 +157,7 @@ static void run_file(struct run *run, const char *path)
     char *line;
     int lineno = 0;
 
-    if (bundle_read_file(path, CASE_FILE_MAX_BYTES, &text, &len, &err)) {
+    if (fs_read_file(path, CASE_FILE_MAX_BYTES, &text, &len, &err)) {
         run->failed++;
         printf("FAIL %s: %s\n", path, err.msg);
         return;
@@ -197,24 +196,10 @@ static void run_file(struct run *run, const char *path)
     free(text);
 }
 
-static bool has_suffix(const char *s, const char *suffix)
-{
-    size_t n = strlen(s);
-    size_t m = strlen(suffix);
-
-    return n >= m && strcmp(s + n - m, suffix) == 0;
-}
-
-static int cmp_names(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 static int run_path(struct run *run, const char *path, int depth)
 {
     struct stat st;
-    DIR *d;
-    struct dirent *de;
+    struct pv_err err = {0};
     char **names = NULL;
     size_t n = 0;
 
@@ -228,32 +213,19 @@ static int run_path(struct run *run, const char *path, int depth)
     }
     if (depth > 16)
         return 0;
-    d = opendir(path);
-    if (d == NULL) {
-        fprintf(stderr, "paved test: %s: %s\n", path, strerror(errno));
+    if (fs_list_dir(path, &names, &n, &err)) {
+        fprintf(stderr, "paved test: %s\n", err.msg);
         return -1;
     }
-    while ((de = readdir(d)) != NULL) {
-        if (de->d_name[0] == '.')
-            continue;
-        names = xrealloc(names, (n + 1) * sizeof(*names));
-        names[n++] = xstrdup(de->d_name);
-    }
-    closedir(d);
-    if (n > 0)
-        qsort(names, n, sizeof(*names), cmp_names);
     for (size_t i = 0; i < n; i++) {
-        size_t plen = strlen(path) + strlen(names[i]) + 2;
-        char *p = xmalloc(plen);
+        char *p = fs_join(path, names[i]);
         struct stat cst;
 
-        snprintf(p, plen, "%s/%s", path, names[i]);
-        if (stat(p, &cst) == 0 && (S_ISDIR(cst.st_mode) || has_suffix(p, ".jsonl")))
+        if (stat(p, &cst) == 0 && (S_ISDIR(cst.st_mode) || fs_has_suffix(p, ".jsonl")))
             run_path(run, p, depth + 1);
         free(p);
-        free(names[i]);
     }
-    free(names);
+    fs_names_free(names, n);
     return 0;
 }
 

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "bundle.h"
+#include "fsutil.h"
 #include "xalloc.h"
 #include "yamldoc.h"
 
@@ -274,7 +275,7 @@ pv_status config_load_file(struct config **out, const char *path, struct pv_err 
 {
     char *text = NULL;
     size_t len = 0;
-    pv_status rc = bundle_read_file(path, CONFIG_MAX_BYTES, &text, &len, err);
+    pv_status rc = fs_read_file(path, CONFIG_MAX_BYTES, &text, &len, err);
 
     if (rc)
         return rc;

@@ -2,14 +2,13 @@
  * base/yaml.c), expands List kinds, and remembers where each object came from. */
 #include "input.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
-#include "bundle.h"
+#include "fsutil.h"
 #include "xalloc.h"
 #include "yamldoc.h"
 
@@ -33,14 +32,6 @@ void input_fini(struct input_set *set)
     free(set->files);
     free(set->objs);
     memset(set, 0, sizeof(*set));
-}
-
-static bool has_suffix(const char *s, const char *suffix)
-{
-    size_t n = strlen(s);
-    size_t m = strlen(suffix);
-
-    return n >= m && strcmp(s + n - m, suffix) == 0;
 }
 
 static void add_obj(struct input_set *set, const cJSON *o, const char *file, int doc, int item,
@@ -96,7 +87,7 @@ static pv_status add_document(struct input_set *set, const cJSON *o, const char 
         return rc;
     kind = cJSON_GetObjectItemCaseSensitive(o, "kind");
     items = cJSON_GetObjectItemCaseSensitive(o, "items");
-    if (has_suffix(kind->valuestring, "List") && cJSON_IsArray(items)) {
+    if (fs_has_suffix(kind->valuestring, "List") && cJSON_IsArray(items)) {
         int i = 0;
         const cJSON *it;
 
@@ -116,7 +107,7 @@ static pv_status add_document(struct input_set *set, const cJSON *o, const char 
 
 static bool looks_like_json(const char *text, size_t len, const char *name)
 {
-    if (has_suffix(name, ".json"))
+    if (fs_has_suffix(name, ".json"))
         return true;
     for (size_t i = 0; i < len; i++) {
         if (text[i] == ' ' || text[i] == '\t' || text[i] == '\n' || text[i] == '\r')
@@ -210,7 +201,7 @@ static pv_status add_file(struct input_set *set, const char *path, struct pv_err
     char *text = NULL;
     size_t len = 0;
     struct pv_err e = {0};
-    pv_status rc = bundle_read_file(path, INPUT_MAX_FILE_BYTES, &text, &len, &e);
+    pv_status rc = fs_read_file(path, INPUT_MAX_FILE_BYTES, &text, &len, &e);
 
     if (rc == PV_OK)
         rc = input_add_text(set, text, len, strcmp(path, "-") == 0 ? "<stdin>" : path, &e);
@@ -223,16 +214,9 @@ static pv_status add_file(struct input_set *set, const char *path, struct pv_err
     return rc;
 }
 
-static int cmp_names(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 /* Reads a directory tree. Errors are noted per entry; the walk goes on. */
 static void add_dir(struct input_set *set, const char *dir, int depth, struct pv_err *first)
 {
-    DIR *d;
-    struct dirent *de;
     char **names = NULL;
     size_t n = 0;
     struct pv_err e = {0};
@@ -241,26 +225,12 @@ static void add_dir(struct input_set *set, const char *dir, int depth, struct pv
         pv_err_set(&e, PV_EINVAL, "%s: directories nested deeper than 32 levels", dir);
         goto fail;
     }
-    d = opendir(dir);
-    if (d == NULL) {
-        pv_err_set(&e, PV_EIO, "%s: %s", dir, strerror(errno));
+    if (fs_list_dir(dir, &names, &n, &e))
         goto fail;
-    }
-    while ((de = readdir(d)) != NULL) {
-        if (de->d_name[0] == '.')
-            continue;
-        names = xrealloc(names, (n + 1) * sizeof(*names));
-        names[n++] = xstrdup(de->d_name);
-    }
-    closedir(d);
-    if (n > 0)
-        qsort(names, n, sizeof(*names), cmp_names);
     for (size_t i = 0; i < n; i++) {
-        size_t plen = strlen(dir) + strlen(names[i]) + 2;
-        char *path = xmalloc(plen);
+        char *path = fs_join(dir, names[i]);
         struct stat st;
 
-        snprintf(path, plen, "%s%s%s", dir, has_suffix(dir, "/") ? "" : "/", names[i]);
         if (stat(path, &st) != 0) {
             struct pv_err se = {0};
 
@@ -270,15 +240,13 @@ static void add_dir(struct input_set *set, const char *dir, int depth, struct pv
                 *first = se;
         } else if (S_ISDIR(st.st_mode)) {
             add_dir(set, path, depth + 1, first);
-        } else if (S_ISREG(st.st_mode) && (has_suffix(path, ".yaml") || has_suffix(path, ".yml") ||
-                                           has_suffix(path, ".json"))) {
+        } else if (S_ISREG(st.st_mode) && (fs_has_suffix(path, ".yaml") || fs_has_suffix(path, ".yml") ||
+                                           fs_has_suffix(path, ".json"))) {
             add_file(set, path, first);
         }
         free(path);
     }
-    for (size_t i = 0; i < n; i++)
-        free(names[i]);
-    free(names);
+    fs_names_free(names, n);
     return;
 fail:
     note_error(set, &e);
