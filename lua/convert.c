@@ -2,6 +2,7 @@
 #include "convert.h"
 
 #include <math.h>
+#include <string.h>
 
 #include <lauxlib.h>
 
@@ -64,6 +65,41 @@ static void push_value(lua_State *L, const cJSON *j, int depth)
 void convert_push(lua_State *L, const cJSON *j)
 {
     push_value(L, j, 0);
+}
+
+void convert_push_resource(lua_State *L, const cJSON *j)
+{
+    const cJSON *md = cJSON_GetObjectItemCaseSensitive(j, "metadata");
+    const cJSON *c;
+    int n = 0;
+
+    if (!cJSON_IsObject(j) || !cJSON_IsObject(md) ||
+        cJSON_GetObjectItemCaseSensitive(md, "managedFields") == NULL) {
+        push_value(L, j, 0);
+        return;
+    }
+    for (c = j->child; c != NULL; c = c->next)
+        n++;
+    luaL_checkstack(L, 4, "converting JSON");
+    lua_createtable(L, 0, n);
+    for (c = j->child; c != NULL; c = c->next) {
+        if (cJSON_IsNull(c) || c->string == NULL)
+            continue;
+        if (c == md) {
+            const cJSON *m;
+
+            lua_createtable(L, 0, 8);
+            for (m = md->child; m != NULL; m = m->next) {
+                if (cJSON_IsNull(m) || m->string == NULL || strcmp(m->string, "managedFields") == 0)
+                    continue;
+                push_value(L, m, 2);
+                lua_setfield(L, -2, m->string);
+            }
+        } else {
+            push_value(L, c, 1);
+        }
+        lua_setfield(L, -2, c->string);
+    }
 }
 
 /* ---- Lua -> JSON ---- */

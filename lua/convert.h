@@ -14,6 +14,11 @@
  * levels or when memory runs out, so call it in protected mode.  [-0, +1, e] */
 void convert_push(lua_State *L, const cJSON *j);
 
+/* Like convert_push for a Kubernetes object, leaving out metadata.managedFields: the
+ * API server's field-ownership bookkeeping, often the largest part of an admission
+ * request and never a policy's business.  [-0, +1, e] */
+void convert_push_resource(lua_State *L, const cJSON *j);
+
 /* The light userdata standing for JSON null inside arrays. */
 void *convert_null(void);
 

@@ -25,6 +25,7 @@ M.null = c.null
 local type, pairs, ipairs, tostring, tonumber = type, pairs, ipairs, tostring, tonumber
 local sfind, ssub, slower, supper, sbyte = string.find, string.sub, string.lower, string.upper,
     string.byte
+local sformat, concat, mtype, floor = string.format, table.concat, math.type, math.floor
 
 -- ---- Safe access ----
 
@@ -69,6 +70,66 @@ function M.set(t)
         s[x] = true
     end
     return s
+end
+
+-- paved.is_set(v) -> bool: v is present and not false (Rego truthiness: a
+-- field holding false counts as unset).
+function M.is_set(v)
+    return v ~= nil and v ~= false
+end
+
+-- ---- Messages ----
+
+-- paved.join(list [, empty]) -> string: the elements of list, each through
+-- tostring, joined with ", "; 'empty' (default "") when list is empty or not a
+-- table.
+function M.join(t, empty)
+    local out = {}
+    for i, x in ipairs(list(t)) do
+        out[i] = tostring(x)
+    end
+    if out[1] == nil then
+        return empty or ""
+    end
+    return concat(out, ", ")
+end
+
+-- paved.num(n) -> string: a JSON number for messages, without the trailing
+-- ".0" of an integral float (2.0 -> "2"); anything else through tostring.
+function M.num(n)
+    if mtype(n) == "float" and n == floor(n) and n > -2 ^ 53 and n < 2 ^ 53 then
+        return sformat("%d", n)
+    end
+    return tostring(n)
+end
+
+-- paved.unique(violation) -> function(fmt, ...): a violation function that
+-- records each distinct message once, as Gatekeeper reports a set of messages.
+-- Use it where a repeated item (a container listed twice, a duplicate list
+-- entry) would otherwise repeat a violation word for word.
+function M.unique(violation)
+    local seen = {}
+    return function(fmt, ...)
+        local msg = select("#", ...) > 0 and sformat(fmt, ...) or fmt
+        if not seen[msg] then
+            seen[msg] = true
+            violation(msg)
+        end
+    end
+end
+
+-- paved.once(violation) -> function(key, fmt, ...): a violation function that
+-- records at most one violation per key (any value but nil), the first one.
+-- For policies whose upstream message names less than paved's does, so that
+-- the key, not the text, decides what counts as a repeat.
+function M.once(violation)
+    local seen = {}
+    return function(key, fmt, ...)
+        if not seen[key] then
+            seen[key] = true
+            violation(fmt, ...)
+        end
+    end
 end
 
 -- ---- String matching ----
@@ -150,6 +211,11 @@ M.regex = c.regex
 
 -- ---- Pod-bearing objects ----
 
+-- paved.POD_KINDS: the kinds that carry a pod spec (Pod, the controllers and
+-- CronJob), for a policy's applies_to.resources. Do not modify it.
+M.POD_KINDS = { "Pod", "Deployment", "ReplicaSet", "ReplicationController", "StatefulSet",
+    "DaemonSet", "Job", "CronJob" }
+
 M.POD_CONTROLLERS = {
     Deployment = true, ReplicaSet = true, ReplicationController = true,
     StatefulSet = true, DaemonSet = true, Job = true,
@@ -217,6 +283,31 @@ function M.containers(obj, fields)
     end
 end
 
+-- paved.CONTAINER_LABEL: how a container of each pod-spec list is named in
+-- messages ("container", "init container", "ephemeral container"), by field.
+M.CONTAINER_LABEL = {
+    containers = "container",
+    initContainers = "init container",
+    ephemeralContainers = "ephemeral container",
+}
+
+-- paved.each_container(req, params [, fields]) -> iterator yielding
+-- (container, field, spec) like paved.containers(req.object, fields), but
+-- skipping the containers whose image matches params.exemptImages
+-- (paved.is_exempt).
+function M.each_container(req, params, fields)
+    local exempt = params.exemptImages
+    local next_ctr = M.containers(req.object, fields)
+    return function()
+        while true do
+            local ctr, field, spec = next_ctr()
+            if ctr == nil or not M.match_any(exempt, ctr.image) then
+                return ctr, field, spec
+            end
+        end
+    end
+end
+
 -- paved.volumes(obj) -> iterator yielding each volume table of the pod spec.
 function M.volumes(obj)
     local spec = M.pod_spec(obj)
@@ -280,9 +371,8 @@ local SUFFIX = {
     Ki = 2 ^ 10, Mi = 2 ^ 20, Gi = 2 ^ 30, Ti = 2 ^ 40, Pi = 2 ^ 50, Ei = 2 ^ 60,
 }
 
--- paved.quantity(v) -> number|nil: a Kubernetes quantity ("500m", "1Gi",
--- "1e3", 2) in base units (cores, bytes). nil when v is not a valid quantity.
-function M.quantity(v)
+-- A quantity in base units, or nil (see paved.quantity).
+local function parse_quantity(v)
     if type(v) == "number" then
         return v
     end
@@ -312,7 +402,77 @@ function M.quantity(v)
     return n
 end
 
+-- paved.quantity(v [, nonnegative]) -> number|nil: a Kubernetes quantity
+-- ("500m", "1Gi", "1e3", 2) in base units (cores, bytes). nil when v is not a
+-- valid quantity; with nonnegative true, also nil for a negative or NaN value
+-- (not a valid resource amount).
+function M.quantity(v, nonnegative)
+    local n = parse_quantity(v)
+    if nonnegative and n ~= nil and (n ~= n or n < 0) then
+        return nil
+    end
+    return n
+end
+
+-- paved.quantity_le(a, b) -> bool: a <= b for two numbers in base units,
+-- tolerating floating-point noise (so "0.2" and "200m" compare equal); false
+-- only when a exceeds b by more than that noise (a NaN operand gives true).
+function M.quantity_le(a, b)
+    return not (a > b + (b < 0 and -b or b) * 1e-12)
+end
+
+-- ---- Ranges ----
+
+-- paved.in_ranges(ranges, lo [, hi [, min_key, max_key]]) -> bool: true when
+-- the numbers lo..hi (hi defaults to lo) lie inside one of the inclusive
+-- ranges, a list of { min=, max= } tables (or of the keys given). false when lo
+-- or hi is not a number; entries without numeric bounds match nothing, so an
+-- absent or empty list admits no value.
+function M.in_ranges(ranges, lo, hi, min_key, max_key)
+    hi = hi == nil and lo or hi
+    if type(lo) ~= "number" or type(hi) ~= "number" then
+        return false
+    end
+    min_key, max_key = min_key or "min", max_key or "max"
+    for _, r in ipairs(list(ranges)) do
+        if type(r) == "table" then
+            local a, b = r[min_key], r[max_key]
+            if type(a) == "number" and type(b) == "number" and a <= lo and hi <= b then
+                return true
+            end
+        end
+    end
+    return false
+end
+
+-- paved.ranges_text(ranges [, min_key, max_key]) -> string|nil: the ranges as
+-- "min-max, min-max" for messages (bounds through paved.num), or nil when the
+-- list has no table entry.
+function M.ranges_text(ranges, min_key, max_key)
+    min_key, max_key = min_key or "min", max_key or "max"
+    local out = {}
+    for _, r in ipairs(list(ranges)) do
+        if type(r) == "table" then
+            out[#out + 1] = M.num(r[min_key]) .. "-" .. M.num(r[max_key])
+        end
+    end
+    return out[1] and concat(out, ", ") or nil
+end
+
 -- ---- Label selectors ----
+
+-- paved.labels_subset(sub, super) -> bool: every key=value of the labels table
+-- sub is also in super. A nil or non-table sub is empty (always a subset); a
+-- nil or non-table super is empty.
+function M.labels_subset(sub, super)
+    super = type(super) == "table" and super or EMPTY
+    for k, v in pairs(list(sub)) do
+        if super[k] ~= v then
+            return false
+        end
+    end
+    return true
+end
 
 -- paved.selector_matches(selector, labels) -> bool: a Kubernetes LabelSelector
 -- ({matchLabels=, matchExpressions=}) against a labels table. An empty selector
@@ -322,10 +482,8 @@ function M.selector_matches(sel, labels)
         return true
     end
     labels = type(labels) == "table" and labels or {}
-    for k, v in pairs(list(sel.matchLabels)) do
-        if labels[k] ~= v then
-            return false
-        end
+    if not M.labels_subset(sel.matchLabels, labels) then
+        return false
     end
     for _, e in ipairs(list(sel.matchExpressions)) do
         local have = labels[e.key]

@@ -3,10 +3,14 @@
  * memory cap, the instruction/deadline hook, and the calls into lua/engine.lua. */
 #include "vm.h"
 
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <lauxlib.h>
 #include <lua.h>
@@ -41,6 +45,8 @@ struct vm {
     int ref_msgh;      /* error handler */
     int ref_inventory; /* shared inventory table, or LUA_NOREF */
     size_t n_bindings;
+    const struct vm_policy **binding_policies; /* n_bindings entries */
+    volatile sig_atomic_t is_hooked; /* the count hook is set (also by the timer signal) */
     struct vm_policy *policies;
     size_t n_policies;
 };
@@ -138,6 +144,82 @@ static void hook(lua_State *L, lua_Debug *ar)
     }
     lua_concat(L, 2);
     lua_error(L);
+}
+
+/* ---- The grace timer ---- */
+
+/* Each thread that evaluates has one POSIX timer signalling that thread. While a
+ * request runs, 'running' names its vm; the handler arms the count hook, which
+ * lua_sethook allows from a signal handler. */
+static __thread struct vm *running;
+static __thread timer_t grace_timer;
+static __thread int grace_state; /* 0: not created, 1: ready, -1: unavailable */
+static pthread_once_t grace_once = PTHREAD_ONCE_INIT;
+static bool grace_signal_ok;
+
+static void on_grace(int sig)
+{
+    struct vm *vm = running;
+
+    (void)sig;
+    if (vm != NULL) {
+        vm->is_hooked = 1;
+        lua_sethook(vm->L, hook, LUA_MASKCOUNT, HOOK_EVERY);
+    }
+}
+
+static void install_grace_handler(void)
+{
+    struct sigaction sa;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_grace;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    grace_signal_ok = sigaction(SIGRTMIN + 3, &sa, NULL) == 0;
+}
+
+/* Arms the timer for this request, or the hook at once when no timer can be had. */
+static void grace_start(struct vm *vm)
+{
+    struct itimerspec its;
+
+    if (grace_state == 0) {
+        struct sigevent sev;
+
+        pthread_once(&grace_once, install_grace_handler);
+        memset(&sev, 0, sizeof(sev));
+        sev.sigev_notify = SIGEV_THREAD_ID;
+        sev.sigev_signo = SIGRTMIN + 3;
+        sev._sigev_un._tid = (pid_t)syscall(SYS_gettid);
+        grace_state = grace_signal_ok && timer_create(CLOCK_MONOTONIC, &sev, &grace_timer) == 0
+                          ? 1
+                          : -1;
+        if (grace_state < 0)
+            log_msg(LOG_WARN, "vm", "no grace timer: policies run with the count hook always on");
+    }
+    running = vm;
+    if (grace_state < 0) {
+        vm->is_hooked = 1;
+        lua_sethook(vm->L, hook, LUA_MASKCOUNT, HOOK_EVERY);
+        return;
+    }
+    memset(&its, 0, sizeof(its));
+    its.it_value.tv_nsec = (long)VM_GRACE_US * 1000;
+    timer_settime(grace_timer, 0, &its, NULL);
+}
+
+static void grace_stop(struct vm *vm)
+{
+    running = NULL;
+    if (grace_state > 0) {
+        struct itimerspec its;
+
+        memset(&its, 0, sizeof(its));
+        timer_settime(grace_timer, 0, &its, NULL);
+    }
+    lua_sethook(vm->L, NULL, 0, 0);
+    vm->is_hooked = 0;
 }
 
 /* ---- Sandbox ---- */
@@ -560,6 +642,7 @@ void vm_free(struct vm *vm)
         free(vm->policies[i].file);
     }
     free(vm->policies);
+    free(vm->binding_policies);
     free(vm);
 }
 
@@ -644,6 +727,10 @@ pv_status vm_set_bindings(struct vm *vm, const struct vm_binding *b, size_t n, s
     }
     lua_settop(L, 0);
     vm->n_bindings = n;
+    free(vm->binding_policies);
+    vm->binding_policies = xcalloc(n ? n : 1, sizeof(*vm->binding_policies));
+    for (size_t i = 0; i < n; i++)
+        vm->binding_policies[i] = vm_policy_find(vm, b[i].policy_id);
     lua_gc(L, LUA_GCCOLLECT);
     vm->baseline = vm->used;
     return PV_OK;
@@ -652,6 +739,11 @@ pv_status vm_set_bindings(struct vm *vm, const struct vm_binding *b, size_t n, s
 size_t vm_binding_count(const struct vm *vm)
 {
     return vm->n_bindings;
+}
+
+const struct vm_policy *vm_binding_policy(const struct vm *vm, size_t i)
+{
+    return i < vm->n_bindings ? vm->binding_policies[i] : NULL;
 }
 
 /* ---- Evaluation ---- */
@@ -689,8 +781,12 @@ static int begin_cb(lua_State *L)
     set_string(L, "namespace", r->namespace);
     lua_pushboolean(L, r->is_dry_run);
     lua_setfield(L, -2, "dry_run");
-    set_json(L, "object", r->object, false);
-    set_json(L, "old_object", r->old_object, false);
+    convert_push_resource(L, r->object);
+    lua_setfield(L, -2, "object");
+    if (r->old_object != NULL && cJSON_IsObject(r->old_object)) {
+        convert_push_resource(L, r->old_object);
+        lua_setfield(L, -2, "old_object");
+    }
     set_json(L, "subject", r->subject, true);
     if (r->inventory == NULL && vm->ref_inventory != LUA_NOREF) {
         lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_inventory);
@@ -761,6 +857,7 @@ pv_status vm_begin(struct vm *vm, const struct pv_request *req, struct pv_err *e
         return st;
     }
     lua_settop(L, 0);
+    grace_start(vm);
     return PV_OK;
 }
 
@@ -779,12 +876,10 @@ void vm_eval(struct vm *vm, size_t i, struct vm_result *out)
     vm->cur = out;
     vm->instructions = 0;
     vm->in_eval = true;
-    if (vm->tripped == VM_TIMEOUT || t0 > vm->deadline_ns) {
+    if (vm->tripped == VM_TIMEOUT || t0 > vm->deadline_ns)
         vm->tripped = VM_TIMEOUT;
-    } else {
+    else
         vm->tripped = VM_OK;
-        lua_sethook(L, hook, LUA_MASKCOUNT, HOOK_EVERY);
-    }
     lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_msgh);
     lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_eval);
     lua_pushinteger(L, (lua_Integer)i + 1);
@@ -797,7 +892,13 @@ void vm_eval(struct vm *vm, size_t i, struct vm_result *out)
     } else {
         rc = lua_pcall(L, 2, 1, 1);
     }
-    lua_sethook(L, NULL, 0, 0);
+    /* A tripped limit left the hook raising at every instruction: calm it down. */
+    if (vm->tripped != VM_OK) {
+        if (vm->is_hooked)
+            lua_sethook(L, hook, LUA_MASKCOUNT, HOOK_EVERY);
+        else
+            lua_sethook(L, NULL, 0, 0);
+    }
     if (rc == LUA_OK && vm->tripped == VM_OK) {
         out->outcome = lua_toboolean(L, -1) ? VM_OK : VM_SKIPPED;
     } else {
@@ -824,6 +925,7 @@ void vm_end(struct vm *vm)
 {
     lua_State *L = vm->L;
 
+    grace_stop(vm);
     lua_getfield(L, LUA_REGISTRYINDEX, "paved.engine");
     lua_getfield(L, -1, "set_request");
     lua_pushnil(L);

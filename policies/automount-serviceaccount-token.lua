@@ -24,8 +24,7 @@ return {
     title = "Pods do not automount the service account token",
     golden_path = false,
     enforcement = "deny",
-    applies_to = { resources = { "Pod", "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet",
-        "ReplicationController", "Job", "CronJob" } },
+    applies_to = { resources = paved.POD_KINDS },
     params = {},
     check = function(req, params, violation)
         if paved.is_update(req) then

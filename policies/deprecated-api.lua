@@ -16,24 +16,19 @@ return {
         end
         local version = params.k8sVersion
         version = version ~= nil and tostring(version) or "(unknown)"
-        local reported = nil
+        -- Entries repeating the same target give the same message: count once.
+        violation = paved.unique(violation)
         for _, kv in ipairs(paved.list(params.kvs)) do
             if type(kv) == "table" and kv.deprecatedAPI == av and paved.contains(kv.kinds, kind) then
-                -- Entries repeating the same target give the same message: count once.
                 local target = kv.targetAPI
-                local key = tostring(target)
-                reported = reported or {}
-                if not reported[key] then
-                    reported[key] = true
-                    -- A targetAPI of "None" means the kind was removed without a replacement.
-                    if target == "None" then
-                        violation("%s uses apiVersion %s, which is deprecated in Kubernetes %s and has "
-                            .. "no replacement; see the Kubernetes API deprecation guide and migrate "
-                            .. "away from it", kind, av, version)
-                    else
-                        violation("%s uses apiVersion %s, which is deprecated in Kubernetes %s; "
-                            .. "change apiVersion to %s", kind, av, version, tostring(target))
-                    end
+                -- A targetAPI of "None" means the kind was removed without a replacement.
+                if target == "None" then
+                    violation("%s uses apiVersion %s, which is deprecated in Kubernetes %s and has "
+                        .. "no replacement; see the Kubernetes API deprecation guide and migrate "
+                        .. "away from it", kind, av, version)
+                else
+                    violation("%s uses apiVersion %s, which is deprecated in Kubernetes %s; "
+                        .. "change apiVersion to %s", kind, av, version, tostring(target))
                 end
             end
         end

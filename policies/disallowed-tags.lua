@@ -6,11 +6,10 @@
 -- ':'). The two rules are reported separately. UPDATE is not skipped.
 local paved = require "paved"
 
-local is_exempt, list, tostring, type, ipairs = paved.is_exempt, paved.list, tostring, type, ipairs
-local sfind, ssub, concat = string.find, string.sub, table.concat
+local LABEL = paved.CONTAINER_LABEL -- how messages name a container of each list
 
-local LABEL = { containers = "container", initContainers = "initContainer",
-    ephemeralContainers = "ephemeralContainer" }
+local list, tostring, type, ipairs = paved.list, tostring, type, ipairs
+local sfind, ssub = string.find, string.sub
 
 -- The tag of `tags` that the image ends with (as ":<tag>"), or nil.
 local function bad_tag(tags, image)
@@ -43,43 +42,29 @@ return {
     title = "Container images are pinned to an allowed tag",
     golden_path = true,
     enforcement = "deny",
-    applies_to = { resources = { "Pod", "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet",
-        "ReplicationController", "Job", "CronJob" } },
+    applies_to = { resources = paved.POD_KINDS },
     params = {},
     check = function(req, params, violation)
         local tags = list(params.tags)
-        local exempt = params.exemptImages
-        local seen
-        for c, field in paved.containers(req.object) do
+        -- Gatekeeper keeps a set of messages (which name the container and
+        -- image only), so a container repeated verbatim in another list is
+        -- reported once per rule.
+        local once = paved.once(violation)
+        for c, field in paved.each_container(req, params) do
             local image = c.image
-            if type(image) == "string" and not is_exempt(image, exempt) then
+            if type(image) == "string" then
                 local name = tostring(c.name)
-                -- Gatekeeper keeps a set of messages (which name the container
-                -- and image only), so a container repeated verbatim in another
-                -- list is reported once per rule.
                 local t = bad_tag(tags, image)
                 if t then
-                    seen = seen or {}
-                    local key = "tag\0" .. name .. "\0" .. image
-                    if not seen[key] then
-                        seen[key] = true
-                        local names = {}
-                        for i, x in ipairs(tags) do
-                            names[i] = tostring(x)
-                        end
-                        violation("%s %q: image %q uses the disallowed tag %q (disallowed: %s); "
-                            .. "pin a specific version tag or digest", LABEL[field], name, image, t,
-                            concat(names, ", "))
-                    end
+                    once("tag\0" .. name .. "\0" .. image,
+                        "%s %q: image %q uses the disallowed tag %q (disallowed: %s); "
+                        .. "pin a specific version tag or digest", LABEL[field], name,
+                        image, t, paved.join(tags))
                 end
                 if untagged(image) then
-                    seen = seen or {}
-                    local key = "none\0" .. name .. "\0" .. image
-                    if not seen[key] then
-                        seen[key] = true
-                        violation("%s %q: image %q has no tag, so it floats to latest; pin a "
-                            .. "specific version tag", LABEL[field], name, image)
-                    end
+                    once("none\0" .. name .. "\0" .. image,
+                        "%s %q: image %q has no tag, so it floats to latest; pin a "
+                        .. "specific version tag", LABEL[field], name, image)
                 end
             end
         end

@@ -37,13 +37,10 @@ return {
         -- Upstream reports all forbidden IPs of a Service in one violation.
         if bad then
             sort(bad)
-            local allowed_list = {}
-            for _, ip in ipairs(paved.list(params.allowedIPs)) do
-                allowed_list[#allowed_list + 1] = tostring(ip)
-            end
+            local any_allowed = paved.list(params.allowedIPs)[1] ~= nil
             violation("Service %q: spec.externalIPs contains forbidden IP(s) %s; remove them%s",
                 tostring(paved.get(obj, "metadata", "name") or "?"), concat(bad, ", "),
-                #allowed_list > 0 and (" or use only allowed IPs (" .. concat(allowed_list, ", ") .. ")")
+                any_allowed and (" or use only allowed IPs (" .. paved.join(params.allowedIPs) .. ")")
                     or " (no external IPs are allowed)")
         end
     end,

@@ -1,39 +1,9 @@
 local paved = require "paved"
 
-local type, ipairs, tostring = type, ipairs, tostring
-local mtype, floor, sformat, concat = math.type, math.floor, string.format, table.concat
-
--- Renders a JSON number without a trailing ".0" for integral floats.
-local function num(n)
-    if mtype(n) == "float" and n == floor(n) and n > -2 ^ 53 and n < 2 ^ 53 then
-        return sformat("%d", n)
-    end
-    return tostring(n)
-end
+local type, tostring, num = type, tostring, paved.num
 
 local function ranges_text(ranges)
-    local parts = {}
-    for _, r in ipairs(paved.list(ranges)) do
-        if type(r) == "table" then
-            parts[#parts + 1] = num(r.min_replicas) .. "-" .. num(r.max_replicas)
-        end
-    end
-    if #parts == 0 then
-        return "none configured"
-    end
-    return concat(parts, ", ")
-end
-
--- True when [lo, hi] lies inside one of the configured ranges (inclusive).
--- Without any range nothing is allowed, as upstream.
-local function within_ranges(ranges, lo, hi)
-    for _, r in ipairs(paved.list(ranges)) do
-        if type(r) == "table" and type(r.min_replicas) == "number" and type(r.max_replicas) == "number"
-            and r.min_replicas <= lo and r.max_replicas >= hi then
-            return true
-        end
-    end
-    return false
+    return paved.ranges_text(ranges, "min_replicas", "max_replicas") or "none configured"
 end
 
 return {
@@ -58,7 +28,9 @@ return {
         end
         local hi = spec.maxReplicas
         if type(lo) == "number" and type(hi) == "number" then
-            if not within_ranges(params.ranges, lo, hi) then
+            -- [lo, hi] must lie inside one range; without any range nothing
+            -- is allowed, as upstream.
+            if not paved.in_ranges(params.ranges, lo, hi, "min_replicas", "max_replicas") then
                 violation("HorizontalPodAutoscaler %q: minReplicas %s / maxReplicas %s is outside the "
                     .. "allowed replica ranges (%s); set both inside one allowed range",
                     name, num(lo), num(hi), ranges_text(params.ranges))

@@ -41,8 +41,7 @@ return {
     title = "The service account of a workload cannot be changed",
     golden_path = false,
     enforcement = "deny",
-    applies_to = { resources = { "Pod", "ReplicationController", "ReplicaSet", "Deployment",
-        "StatefulSet", "DaemonSet", "Job", "CronJob" } },
+    applies_to = { resources = paved.POD_KINDS },
     params = {},
     check = function(req, params, violation)
         -- Only UPDATEs of pod-bearing kinds are checked; CREATE is always allowed.

@@ -1,14 +1,6 @@
 local paved = require "paved"
 
-local type, pairs, tostring = type, pairs, tostring
-local mtype, floor, sformat = math.type, math.floor, string.format
-
-local function num(n)
-    if mtype(n) == "float" and n == floor(n) and n > -2 ^ 53 and n < 2 ^ 53 then
-        return sformat("%d", n)
-    end
-    return tostring(n)
-end
+local type, tostring, num = type, tostring, paved.num
 
 -- maxUnavailable is bad only when it is a number <= 0. Absent means fine, and
 -- so does a percentage string (upstream compares with the JSON ordering, in
@@ -31,16 +23,6 @@ local function bad_min_available(spec, replicas)
         return not (replicas > v)
     end
     return type(v) == "string"
-end
-
--- True when every key=value of sub is in super.
-local function subset(sub, super)
-    for k, v in pairs(sub) do
-        if super[k] ~= v then
-            return false
-        end
-    end
-    return true
 end
 
 return {
@@ -68,7 +50,7 @@ return {
             if pdb.apiVersion == "policy/v1" then
                 local spec = pdb.spec
                 local sel = paved.get(spec, "selector", "matchLabels")
-                if subset(type(sel) == "table" and sel or {}, labels) then
+                if paved.labels_subset(sel, labels) then
                     local pname = tostring(paved.get(pdb, "metadata", "name") or "?")
                     if bad_max_unavailable(spec) then
                         violation("%s %q is selected by PodDisruptionBudget %q whose maxUnavailable is %s; "

@@ -12,11 +12,7 @@
 -- UPDATE is not skipped (upstream does not skip it either).
 local paved = require "paved"
 
-local KIND_LABEL = {
-    containers = "container",
-    initContainers = "init container",
-    ephemeralContainers = "ephemeral container",
-}
+local LABEL = paved.CONTAINER_LABEL -- how messages name a container of each list
 
 local ANNOTATION_PREFIX = "container.apparmor.security.beta.kubernetes.io/"
 
@@ -60,8 +56,7 @@ return {
     title       = "Containers run with an allowed AppArmor profile",
     golden_path = true,
     enforcement = "deny",
-    applies_to  = { resources = { "Pod", "Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob",
-        "ReplicaSet", "ReplicationController" } },
+    applies_to  = { resources = paved.POD_KINDS },
     params      = {},
     check = function(req, params, violation)
         local allowed = params.allowedProfiles
@@ -76,24 +71,17 @@ return {
         end
         local annotations = type(md.annotations) == "table" and md.annotations or nil
         local pod_profile = paved.get(spec, "securityContext", "appArmorProfile")
-        local exempt = params.exemptImages
-        for c, field in paved.containers(req.object) do
-            if not paved.is_exempt(c.image, exempt) then
-                local profile, from = effective_profile(c, annotations, pod_profile)
-                if profile == nil or not paved.contains(allowed, profile) then
-                    local list = {}
-                    for i, p in ipairs(allowed) do
-                        list[i] = tostring(p)
-                    end
-                    if profile == nil then
-                        violation("%s %q: AppArmor profile from %s is invalid (unknown type or Localhost "
-                            .. "without localhostProfile); set a profile allowed by the policy: %s",
-                            KIND_LABEL[field], tostring(c.name), from, table.concat(list, ", "))
-                    else
-                        violation("%s %q: AppArmor profile %q (from %s) is not allowed; use one of: %s",
-                            KIND_LABEL[field], tostring(c.name), tostring(profile), from,
-                            table.concat(list, ", "))
-                    end
+        for c, field in paved.each_container(req, params) do
+            local profile, from = effective_profile(c, annotations, pod_profile)
+            if profile == nil or not paved.contains(allowed, profile) then
+                if profile == nil then
+                    violation("%s %q: AppArmor profile from %s is invalid (unknown type or Localhost "
+                        .. "without localhostProfile); set a profile allowed by the policy: %s",
+                        LABEL[field], tostring(c.name), from, paved.join(allowed))
+                else
+                    violation("%s %q: AppArmor profile %q (from %s) is not allowed; use one of: %s",
+                        LABEL[field], tostring(c.name), tostring(profile), from,
+                        paved.join(allowed))
                 end
             end
         end

@@ -6,11 +6,7 @@
 -- The add check and the drop check are separate violations. UPDATE is skipped.
 local paved = require "paved"
 
-local KIND_LABEL = {
-    containers = "container",
-    initContainers = "init container",
-    ephemeralContainers = "ephemeral container",
-}
+local LABEL = paved.CONTAINER_LABEL -- how messages name a container of each list
 
 local lower = string.lower
 
@@ -28,58 +24,50 @@ return {
     title       = "Containers add only allowed capabilities and drop the required ones",
     golden_path = true,
     enforcement = "deny",
-    applies_to  = { resources = { "Pod", "Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob",
-        "ReplicaSet", "ReplicationController" } },
+    applies_to  = { resources = paved.POD_KINDS },
     params      = {},
     check = function(req, params, violation)
         -- Capabilities are immutable on a running pod; UPDATE is not re-judged.
         if paved.is_update(req) then
             return
         end
-        local exempt = params.exemptImages
         local required = paved.list(params.requiredDropCapabilities)
         local allowed -- built lazily: most containers add nothing
-        for c, field in paved.containers(req.object) do
-            if not paved.is_exempt(c.image, exempt) then
-                local caps = paved.get(c, "securityContext", "capabilities")
-                local add = paved.list(type(caps) == "table" and caps.add or nil)
-                if #add > 0 then
-                    allowed = allowed or lower_set(params.allowedCapabilities)
-                    if not allowed["*"] then
-                        local bad
-                        for _, name in ipairs(add) do
-                            if not allowed[lower(tostring(name))] then
-                                bad = bad or {}
-                                bad[#bad + 1] = tostring(name)
-                            end
-                        end
-                        if bad then
-                            local allowed_list = {}
-                            for i, v in ipairs(paved.list(params.allowedCapabilities)) do
-                                allowed_list[i] = tostring(v)
-                            end
-                            violation("%s %q: securityContext.capabilities.add has disallowed capabilities "
-                                .. "(%s); remove them (allowed: %s)", KIND_LABEL[field], tostring(c.name),
-                                table.concat(bad, ", "),
-                                #allowed_list > 0 and table.concat(allowed_list, ", ") or "none")
+        for c, field in paved.each_container(req, params) do
+            local caps = paved.get(c, "securityContext", "capabilities")
+            local add = paved.list(type(caps) == "table" and caps.add or nil)
+            if #add > 0 then
+                allowed = allowed or lower_set(params.allowedCapabilities)
+                if not allowed["*"] then
+                    local bad
+                    for _, name in ipairs(add) do
+                        if not allowed[lower(tostring(name))] then
+                            bad = bad or {}
+                            bad[#bad + 1] = tostring(name)
                         end
                     end
+                    if bad then
+                        violation("%s %q: securityContext.capabilities.add has disallowed capabilities "
+                            .. "(%s); remove them (allowed: %s)", LABEL[field],
+                            tostring(c.name), paved.join(bad),
+                            paved.join(params.allowedCapabilities, "none"))
+                    end
                 end
-                if #required > 0 then
-                    local dropped = lower_set(type(caps) == "table" and caps.drop or nil)
-                    if not dropped["all"] then
-                        local missing
-                        for _, name in ipairs(required) do
-                            if not dropped[lower(tostring(name))] then
-                                missing = missing or {}
-                                missing[#missing + 1] = tostring(name)
-                            end
+            end
+            if #required > 0 then
+                local dropped = lower_set(type(caps) == "table" and caps.drop or nil)
+                if not dropped["all"] then
+                    local missing
+                    for _, name in ipairs(required) do
+                        if not dropped[lower(tostring(name))] then
+                            missing = missing or {}
+                            missing[#missing + 1] = tostring(name)
                         end
-                        if missing then
-                            violation("%s %q: securityContext.capabilities.drop is missing required capabilities "
-                                .. "(%s); add them to the drop list, or drop \"ALL\"", KIND_LABEL[field],
-                                tostring(c.name), table.concat(missing, ", "))
-                        end
+                    end
+                    if missing then
+                        violation("%s %q: securityContext.capabilities.drop is missing required capabilities "
+                            .. "(%s); add them to the drop list, or drop \"ALL\"", LABEL[field],
+                            tostring(c.name), paved.join(missing))
                     end
                 end
             end

@@ -9,8 +9,7 @@ return {
     title       = "FlexVolume volumes use an allowed driver",
     golden_path = true,
     enforcement = "deny",
-    applies_to  = { resources = { "Pod", "Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob",
-        "ReplicaSet", "ReplicationController" } },
+    applies_to  = { resources = paved.POD_KINDS },
     params      = {},
     check = function(req, params, violation)
         -- spec.volumes is immutable, so UPDATE is not re-judged.

@@ -7,21 +7,12 @@
 -- UPDATE is skipped.
 local paved = require "paved"
 
-local function joined(t)
-    local out = {}
-    for i, v in ipairs(paved.list(t)) do
-        out[i] = tostring(v)
-    end
-    return #out > 0 and table.concat(out, ", ") or "none"
-end
-
 return {
     id          = "psp-forbidden-sysctls",
     title       = "Pods set only allowed sysctls",
     golden_path = true,
     enforcement = "deny",
-    applies_to  = { resources = { "Pod", "Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob",
-        "ReplicaSet", "ReplicationController" } },
+    applies_to  = { resources = paved.POD_KINDS },
     params      = {},
     check = function(req, params, violation)
         -- spec.securityContext.sysctls is immutable; UPDATE is not re-judged.
@@ -35,18 +26,18 @@ return {
         end
         local forbidden = params.forbiddenSysctls
         local allowed = params.allowedSysctls
-        local seen = {}
+        violation = paved.unique(violation)
         for _, s in ipairs(sysctls) do
             local name = type(s) == "table" and s.name or nil
-            if type(name) == "string" and not seen[name] then
-                seen[name] = true
+            if type(name) == "string" then
                 if paved.match_any(forbidden, name) then
                     violation("sysctl %q in spec.securityContext.sysctls is forbidden (forbidden: %s); "
-                        .. "remove it", name, joined(forbidden))
+                        .. "remove it", name, paved.join(forbidden, "none"))
                 end
                 if allowed ~= nil and not paved.match_any(allowed, name) then
                     violation("sysctl %q in spec.securityContext.sysctls is not explicitly allowed "
-                        .. "(allowed: %s); remove it or use an allowed sysctl", name, joined(allowed))
+                        .. "(allowed: %s); remove it or use an allowed sysctl", name,
+                        paved.join(allowed, "none"))
                 end
             end
         end

@@ -7,27 +7,8 @@
 -- UPDATE is skipped.
 local paved = require "paved"
 
-local function in_ranges(ranges, v)
-    if type(v) ~= "number" then
-        return false
-    end
-    for _, r in ipairs(paved.list(ranges)) do
-        if type(r) == "table" and type(r.min) == "number" and type(r.max) == "number"
-            and r.min <= v and v <= r.max then
-            return true
-        end
-    end
-    return false
-end
-
 local function ranges_text(ranges)
-    local out = {}
-    for _, r in ipairs(paved.list(ranges)) do
-        if type(r) == "table" then
-            out[#out + 1] = tostring(r.min) .. "-" .. tostring(r.max)
-        end
-    end
-    return #out > 0 and table.concat(out, ", ") or "none"
+    return paved.ranges_text(ranges) or "none"
 end
 
 return {
@@ -35,8 +16,7 @@ return {
     title       = "Pod fsGroup lies inside the allowed ranges",
     golden_path = true,
     enforcement = "deny",
-    applies_to  = { resources = { "Pod", "Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob",
-        "ReplicaSet", "ReplicationController" } },
+    applies_to  = { resources = paved.POD_KINDS },
     params      = {},
     check = function(req, params, violation)
         -- fsGroup is immutable on a running pod; UPDATE is not re-judged.
@@ -44,7 +24,7 @@ return {
             return
         end
         local rule = params.rule
-        if rule == nil or rule == false then
+        if not paved.is_set(rule) then
             return
         end
         local spec = paved.pod_spec(req.object)
@@ -60,12 +40,12 @@ return {
             if fg == nil then
                 violation("spec.securityContext.fsGroup is not set but rule MustRunAs requires it; "
                     .. "set it to a value in the allowed ranges (%s)", ranges_text(ranges))
-            elseif not in_ranges(ranges, fg) then
+            elseif not paved.in_ranges(ranges, fg) then
                 violation("spec.securityContext.fsGroup %s is outside the allowed ranges (%s); "
                     .. "set it to a value inside them", tostring(fg), ranges_text(ranges))
             end
         elseif rule == "MayRunAs" then
-            if fg ~= nil and fg ~= false and not in_ranges(ranges, fg) then
+            if paved.is_set(fg) and not paved.in_ranges(ranges, fg) then
                 violation("spec.securityContext.fsGroup %s is outside the allowed ranges (%s); "
                     .. "set it to a value inside them or leave it unset", tostring(fg), ranges_text(ranges))
             end

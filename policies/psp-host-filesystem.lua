@@ -56,7 +56,7 @@ end
 local function writable_mount(obj, volume_name)
     for c in paved.containers(obj) do
         for _, m in ipairs(paved.list(c.volumeMounts)) do
-            if type(m) == "table" and m.name == volume_name and (m.readOnly == nil or m.readOnly == false) then
+            if type(m) == "table" and m.name == volume_name and not paved.is_set(m.readOnly) then
                 return c.name or "?"
             end
         end
@@ -69,8 +69,7 @@ return {
     title       = "hostPath volumes stay under allowed host paths",
     golden_path = true,
     enforcement = "deny",
-    applies_to  = { resources = { "Pod", "Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob",
-        "ReplicaSet", "ReplicationController" } },
+    applies_to  = { resources = paved.POD_KINDS },
     params      = {},
     check = function(req, params, violation)
         -- spec.volumes is immutable; UPDATE is not re-judged.

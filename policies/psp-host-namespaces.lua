@@ -7,8 +7,7 @@ return {
     title       = "Pods must not share the host PID or IPC namespace",
     golden_path = true,
     enforcement = "deny",
-    applies_to  = { resources = { "Pod", "Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob",
-        "ReplicaSet", "ReplicationController" } },
+    applies_to  = { resources = paved.POD_KINDS },
     params      = {},
     check = function(req, params, violation)
         -- hostPID / hostIPC are immutable, so UPDATE requests are skipped.
@@ -21,8 +20,7 @@ return {
         end
         -- Upstream reports a single violation per pod whichever of the two fields
         -- is set (its message is the same), so both are named in one message.
-        local pid = spec.hostPID ~= nil and spec.hostPID ~= false
-        local ipc = spec.hostIPC ~= nil and spec.hostIPC ~= false
+        local pid, ipc = paved.is_set(spec.hostPID), paved.is_set(spec.hostIPC)
         if pid and ipc then
             violation("spec.hostPID and spec.hostIPC are true: sharing the host namespaces is not allowed; "
                 .. "set both to false or remove them")

@@ -7,19 +7,14 @@
 -- problems are reported together in a single violation. UPDATE is skipped.
 local paved = require "paved"
 
-local KIND_LABEL = {
-    containers = "container",
-    initContainers = "init container",
-    ephemeralContainers = "ephemeral container",
-}
+local LABEL = paved.CONTAINER_LABEL -- how messages name a container of each list
 
 return {
     id          = "psp-host-network-ports",
     title       = "Pods use the host network and host ports only as allowed",
     golden_path = true,
     enforcement = "deny",
-    applies_to  = { resources = { "Pod", "Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob",
-        "ReplicaSet", "ReplicationController" } },
+    applies_to  = { resources = paved.POD_KINDS },
     params      = {},
     check = function(req, params, violation)
         -- hostNetwork and ports are immutable; UPDATE is not re-judged.
@@ -31,8 +26,7 @@ return {
             return
         end
         local problems
-        local allow_hn = params.hostNetwork
-        if (allow_hn == nil or allow_hn == false) and spec.hostNetwork ~= nil and spec.hostNetwork ~= false then
+        if not paved.is_set(params.hostNetwork) and paved.is_set(spec.hostNetwork) then
             problems = { "spec.hostNetwork is true; set it to false" }
         end
         local min, max = params.min, params.max
@@ -43,18 +37,15 @@ return {
             max = nil
         end
         if min or max then
-            local exempt = params.exemptImages
-            for c, field in paved.containers(req.object) do
-                if not paved.is_exempt(c.image, exempt) then
-                    for _, p in ipairs(paved.list(c.ports)) do
-                        local hp = type(p) == "table" and p.hostPort or nil
-                        if type(hp) == "number" and ((min and hp < min) or (max and hp > max)) then
-                            problems = problems or {}
-                            problems[#problems + 1] = string.format(
-                                "%s %q: hostPort %s is outside the allowed range %s-%s; use a port in range "
-                                .. "or drop hostPort", KIND_LABEL[field], tostring(c.name), tostring(hp),
-                                min and tostring(min) or "*", max and tostring(max) or "*")
-                        end
+            for c, field in paved.each_container(req, params) do
+                for _, p in ipairs(paved.list(c.ports)) do
+                    local hp = type(p) == "table" and p.hostPort or nil
+                    if type(hp) == "number" and ((min and hp < min) or (max and hp > max)) then
+                        problems = problems or {}
+                        problems[#problems + 1] = string.format(
+                            "%s %q: hostPort %s is outside the allowed range %s-%s; use a port in range "
+                            .. "or drop hostPort", LABEL[field], tostring(c.name), tostring(hp),
+                            min and tostring(min) or "*", max and tostring(max) or "*")
                     end
                 end
             end

@@ -8,11 +8,7 @@
 -- two probes of one container naming the same host are one violation.
 local paved = require "paved"
 
-local KIND_LABEL = {
-    containers = "container",
-    initContainers = "init container",
-    ephemeralContainers = "ephemeral container",
-}
+local LABEL = paved.CONTAINER_LABEL -- how messages name a container of each list
 
 local PROBES = { "livenessProbe", "readinessProbe", "startupProbe" }
 local HOOKS = { "postStart", "preStop" }
@@ -62,22 +58,18 @@ return {
     title       = "Probes and lifecycle hooks do not target other hosts",
     golden_path = true,
     enforcement = "deny",
-    applies_to  = { resources = { "Pod", "Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob",
-        "ReplicaSet", "ReplicationController" } },
+    applies_to  = { resources = paved.POD_KINDS },
     params      = {},
     check = function(req, params, violation)
         if paved.is_update(req) then
             return
         end
-        local exempt = params.exemptImages
-        for c, field in paved.containers(req.object) do
-            if not paved.is_exempt(c.image, exempt) then
-                local probes = scan(nil, c, PROBES, "")
-                local hooks = scan(nil, c.lifecycle, HOOKS, "lifecycle.")
-                local label, name = KIND_LABEL[field], tostring(c.name)
-                report(violation, probes, label, name, "probes")
-                report(violation, hooks, label, name, "lifecycle hooks")
-            end
+        for c, field in paved.each_container(req, params) do
+            local probes = scan(nil, c, PROBES, "")
+            local hooks = scan(nil, c.lifecycle, HOOKS, "lifecycle.")
+            local label, name = LABEL[field], tostring(c.name)
+            report(violation, probes, label, name, "probes")
+            report(violation, hooks, label, name, "lifecycle hooks")
         end
     end,
 }

@@ -4,22 +4,16 @@
 -- container (one violation per non-exempt container). UPDATE is skipped.
 local paved = require "paved"
 
-local get, is_exempt = paved.get, paved.is_exempt
+local LABEL = paved.CONTAINER_LABEL -- how messages name a container of each list
 
--- How a container list is named in messages.
-local LABEL = {
-    containers = "container",
-    initContainers = "init container",
-    ephemeralContainers = "ephemeral container",
-}
+local get = paved.get
 
 return {
     id          = "psp-host-process",
     title       = "Windows HostProcess pods and containers are not allowed",
     golden_path = true,
     enforcement = "deny",
-    applies_to  = { resources = { "Pod", "Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob",
-                                  "ReplicaSet", "ReplicationController" } },
+    applies_to  = { resources = paved.POD_KINDS },
     params      = {},
     check = function(req, params, violation)
         -- windowsOptions.hostProcess cannot change on a running pod, so only
@@ -36,10 +30,8 @@ return {
             violation("pod spec.securityContext.windowsOptions.hostProcess is true; "
                       .. "remove it or set it to false (HostProcess pods are not allowed)")
         end
-        local exempt = params.exemptImages
-        for c, field in paved.containers(req.object) do
-            if get(c, "securityContext", "windowsOptions", "hostProcess") == true
-                and not is_exempt(c.image, exempt) then
+        for c, field in paved.each_container(req, params) do
+            if get(c, "securityContext", "windowsOptions", "hostProcess") == true then
                 violation("%s %q: securityContext.windowsOptions.hostProcess is true; "
                           .. "remove it or set it to false", LABEL[field], tostring(c.name))
             end

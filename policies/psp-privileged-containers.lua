@@ -3,32 +3,26 @@
 -- container. UPDATE is skipped.
 local paved = require "paved"
 
-local get, is_exempt = paved.get, paved.is_exempt
+local LABEL = paved.CONTAINER_LABEL -- how messages name a container of each list
 
-local LABEL = {
-    containers = "container",
-    initContainers = "init container",
-    ephemeralContainers = "ephemeral container",
-}
+local get = paved.get
 
 return {
     id          = "psp-privileged-containers",
     title       = "Containers do not run privileged",
     golden_path = true,
     enforcement = "deny",
-    applies_to  = { resources = { "Pod", "Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob",
-                                  "ReplicaSet", "ReplicationController" } },
+    applies_to  = { resources = paved.POD_KINDS },
     params      = {},
     check = function(req, params, violation)
         -- securityContext.privileged is immutable: only creation is checked.
         if paved.is_update(req) then
             return
         end
-        local exempt = params.exemptImages
-        for c, field in paved.containers(req.object) do
+        for c, field in paved.each_container(req, params) do
             -- Upstream treats any set value other than false as privileged.
             local p = get(c, "securityContext", "privileged")
-            if p ~= nil and p ~= false and not is_exempt(c.image, exempt) then
+            if paved.is_set(p) then
                 violation("%s %q: securityContext.privileged is %s; set it to false or remove it",
                           LABEL[field], tostring(c.name), tostring(p))
             end

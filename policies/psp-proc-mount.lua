@@ -3,13 +3,9 @@
 -- allows anything. UPDATE is skipped.
 local paved = require "paved"
 
-local get, is_exempt, lower = paved.get, paved.is_exempt, paved.lower
+local LABEL = paved.CONTAINER_LABEL -- how messages name a container of each list
 
-local LABEL = {
-    containers = "container",
-    initContainers = "init container",
-    ephemeralContainers = "ephemeral container",
-}
+local get, lower = paved.get, paved.lower
 
 -- The allowed procMount type: "unmasked" only when the param says so
 -- (case-insensitively); anything absent, non-string or unknown is "default".
@@ -25,8 +21,7 @@ return {
     title       = "Containers use the Default /proc mount",
     golden_path = true,
     enforcement = "deny",
-    applies_to  = { resources = { "Pod", "Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob",
-                                  "ReplicaSet", "ReplicationController" } },
+    applies_to  = { resources = paved.POD_KINDS },
     params      = {},
     check = function(req, params, violation)
         -- securityContext.procMount is immutable: only creation is checked.
@@ -36,13 +31,11 @@ return {
         if allowed_type(params.procMount) == "unmasked" then
             return -- every procMount type is allowed
         end
-        local exempt = params.exemptImages
-        for c, field in paved.containers(req.object) do
+        for c, field in paved.each_container(req, params) do
             -- Only containers that set procMount are checked; the value must be
             -- Default (in any letter case).
             local pm = get(c, "securityContext", "procMount")
-            if pm ~= nil and not (type(pm) == "string" and lower(pm) == "default")
-                and not is_exempt(c.image, exempt) then
+            if pm ~= nil and not (type(pm) == "string" and lower(pm) == "default") then
                 violation("%s %q: securityContext.procMount is %q but only Default is allowed; "
                           .. "set it to Default or remove it", LABEL[field], tostring(c.name),
                           tostring(pm))

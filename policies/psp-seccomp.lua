@@ -5,25 +5,14 @@
 -- names (RuntimeDefault, Localhost, Unconfined). Neither skips UPDATE.
 local paved = require "paved"
 
-local get, is_exempt, list, has_prefix = paved.get, paved.is_exempt, paved.list, paved.has_prefix
-local concat = table.concat
+local LABEL = paved.CONTAINER_LABEL -- how messages name a container of each list
 
-local LABEL = {
-    containers = "container",
-    initContainers = "init container",
-    ephemeralContainers = "ephemeral container",
-}
+local get, list, has_prefix, is_set = paved.get, paved.list, paved.has_prefix, paved.is_set
 
-local APPLIES_TO = { resources = { "Pod", "Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob",
-                                   "ReplicaSet", "ReplicationController" } }
+local APPLIES_TO = { resources = paved.POD_KINDS }
 
 local POD_ANNOTATION = "seccomp.security.alpha.kubernetes.io/pod"
 local CONTAINER_ANNOTATION = "container.seccomp.security.alpha.kubernetes.io/"
-
--- A JSON value counts as "set" when present and not false.
-local function is_set(v)
-    return v ~= nil and v ~= false
-end
 
 local function has_star(t)
     for _, x in ipairs(list(t)) do
@@ -34,16 +23,9 @@ local function has_star(t)
     return false
 end
 
--- The allowed profiles for messages.
+-- The allowed profiles (or files) for messages.
 local function describe(allowed)
-    local out = {}
-    for _, x in ipairs(list(allowed)) do
-        out[#out + 1] = tostring(x)
-    end
-    if #out == 0 then
-        return "none (allowedProfiles is empty)"
-    end
-    return concat(out, ", ")
+    return paved.join(allowed, "none (allowedProfiles is empty)")
 end
 
 -- ---- psp-seccomp: annotation and field schemes ----
@@ -120,39 +102,36 @@ local seccomp = {
         end
         local annotations = type(meta.annotations) == "table" and meta.annotations or {}
         local pod_sp = get(spec, "securityContext", "seccompProfile")
-        local exempt = params.exemptImages
-        for c, field in paved.containers(req.object) do
-            if not is_exempt(c.image, exempt) then
-                local name = tostring(c.name)
-                -- First set source wins: container field, pod field, container
-                -- annotation, pod annotation.
-                local profile, where, judged = nil, nil, true
-                local csp = get(c, "securityContext", "seccompProfile")
-                if is_set(csp) then
-                    profile, where = v1_canonical(csp, rd), "container securityContext.seccompProfile"
-                    judged = profile ~= nil
-                elseif is_set(pod_sp) then
-                    profile, where = v1_canonical(pod_sp, rd), "pod securityContext.seccompProfile"
-                    judged = profile ~= nil
+        for c, field in paved.each_container(req, params) do
+            local name = tostring(c.name)
+            -- First set source wins: container field, pod field, container
+            -- annotation, pod annotation.
+            local profile, where, judged = nil, nil, true
+            local csp = get(c, "securityContext", "seccompProfile")
+            if is_set(csp) then
+                profile, where = v1_canonical(csp, rd), "container securityContext.seccompProfile"
+                judged = profile ~= nil
+            elseif is_set(pod_sp) then
+                profile, where = v1_canonical(pod_sp, rd), "pod securityContext.seccompProfile"
+                judged = profile ~= nil
+            else
+                local key = CONTAINER_ANNOTATION .. name
+                if is_set(annotations[key]) then
+                    profile, where = annotations[key], "annotation " .. key
+                elseif is_set(annotations[POD_ANNOTATION]) then
+                    profile, where = annotations[POD_ANNOTATION], "annotation " .. POD_ANNOTATION
                 else
-                    local key = CONTAINER_ANNOTATION .. name
-                    if is_set(annotations[key]) then
-                        profile, where = annotations[key], "annotation " .. key
-                    elseif is_set(annotations[POD_ANNOTATION]) then
-                        profile, where = annotations[POD_ANNOTATION], "annotation " .. POD_ANNOTATION
-                    else
-                        -- Nothing set: the pseudo-profile "not configured",
-                        -- which only passes if allowedProfiles names it literally.
-                        profile, where = "not configured", "no profile set on the container or pod"
-                    end
+                    -- Nothing set: the pseudo-profile "not configured",
+                    -- which only passes if allowedProfiles names it literally.
+                    profile, where = "not configured", "no profile set on the container or pod"
                 end
-                if judged and not (allowed[profile]
-                        or (allowed["localhost/*"] and has_prefix(profile, "localhost/"))) then
-                    violation("%s %q: seccomp profile %q (from %s) is not allowed; "
-                              .. "set securityContext.seccompProfile to one of: %s",
-                              LABEL[field], name, tostring(profile), where,
-                              describe(params.allowedProfiles))
-                end
+            end
+            if judged and not (allowed[profile]
+                    or (allowed["localhost/*"] and has_prefix(profile, "localhost/"))) then
+                violation("%s %q: seccomp profile %q (from %s) is not allowed; "
+                          .. "set securityContext.seccompProfile to one of: %s",
+                          LABEL[field], name, tostring(profile), where,
+                          describe(params.allowedProfiles))
             end
         end
     end,
@@ -188,46 +167,43 @@ local seccomp_v2 = {
         local any_file = has_star(files)
         local localhost_ok = paved.contains(profiles, "Localhost")
         local pod_sp = get(spec, "securityContext", "seccompProfile")
-        local exempt = params.exemptImages
-        for c, field in paved.containers(req.object) do
-            if not is_exempt(c.image, exempt) then
-                local sp, where
-                local csp = get(c, "securityContext", "seccompProfile")
-                if is_set(csp) then
-                    sp, where = csp, "container securityContext.seccompProfile"
-                elseif is_set(pod_sp) then
-                    sp, where = pod_sp, "pod securityContext.seccompProfile"
+        for c, field in paved.each_container(req, params) do
+            local sp, where
+            local csp = get(c, "securityContext", "seccompProfile")
+            if is_set(csp) then
+                sp, where = csp, "container securityContext.seccompProfile"
+            elseif is_set(pod_sp) then
+                sp, where = pod_sp, "pod securityContext.seccompProfile"
+            end
+            local ptype, file
+            if sp == nil then
+                ptype, file, where = "not configured", "", "no profile set on the container or pod"
+            elseif type(sp) == "table" then
+                ptype = sp.type
+                file = sp.localhostProfile
+                if file == nil then
+                    file = ""
                 end
-                local ptype, file
-                if sp == nil then
-                    ptype, file, where = "not configured", "", "no profile set on the container or pod"
-                elseif type(sp) == "table" then
-                    ptype = sp.type
-                    file = sp.localhostProfile
-                    if file == nil then
-                        file = ""
-                    end
+            end
+            -- A profile without a type is not judged (as upstream).
+            if ptype ~= nil then
+                local ok
+                if ptype == "Localhost" then
+                    ok = any_file or (localhost_ok and paved.contains(files, file))
+                else
+                    ok = paved.contains(profiles, ptype)
                 end
-                -- A profile without a type is not judged (as upstream).
-                if ptype ~= nil then
-                    local ok
+                if not ok then
+                    local name = tostring(c.name)
                     if ptype == "Localhost" then
-                        ok = any_file or (localhost_ok and paved.contains(files, file))
+                        violation("%s %q: seccomp profile Localhost with file %q (from %s) is not "
+                                  .. "allowed; use an allowed profile (%s) or an allowed "
+                                  .. "localhostProfile (%s)", LABEL[field], name, tostring(file),
+                                  where, describe(profiles), describe(files))
                     else
-                        ok = paved.contains(profiles, ptype)
-                    end
-                    if not ok then
-                        local name = tostring(c.name)
-                        if ptype == "Localhost" then
-                            violation("%s %q: seccomp profile Localhost with file %q (from %s) is not "
-                                      .. "allowed; use an allowed profile (%s) or an allowed "
-                                      .. "localhostProfile (%s)", LABEL[field], name, tostring(file),
-                                      where, describe(profiles), describe(files))
-                        else
-                            violation("%s %q: seccomp profile %q (from %s) is not allowed; "
-                                      .. "set securityContext.seccompProfile.type to one of: %s",
-                                      LABEL[field], name, tostring(ptype), where, describe(profiles))
-                        end
+                        violation("%s %q: seccomp profile %q (from %s) is not allowed; "
+                                  .. "set securityContext.seccompProfile.type to one of: %s",
+                                  LABEL[field], name, tostring(ptype), where, describe(profiles))
                     end
                 end
             end

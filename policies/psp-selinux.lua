@@ -3,20 +3,11 @@
 -- skipped.
 local paved = require "paved"
 
-local get, is_exempt, list = paved.get, paved.is_exempt, paved.list
+local LABEL = paved.CONTAINER_LABEL -- how messages name a container of each list
 
-local LABEL = {
-    containers = "container",
-    initContainers = "init container",
-    ephemeralContainers = "ephemeral container",
-}
+local get, list, is_set = paved.get, paved.list, paved.is_set
 
 local OPTION_FIELDS = { "level", "role", "type", "user" }
-
--- A JSON value counts as "set" when present and not false.
-local function is_set(v)
-    return v ~= nil and v ~= false
-end
 
 -- seLinuxOptions fit an allowedSELinuxOptions entry when each of level, role,
 -- type and user is either unset in the options or equal to the entry's value
@@ -74,8 +65,7 @@ return {
     title       = "SELinux options are within the allowed set",
     golden_path = true,
     enforcement = "deny",
-    applies_to  = { resources = { "Pod", "Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob",
-                                  "ReplicaSet", "ReplicationController" } },
+    applies_to  = { resources = paved.POD_KINDS },
     params      = {},
     check = function(req, params, violation)
         -- seLinuxOptions are immutable: only creation is checked.
@@ -94,10 +84,9 @@ return {
                       .. "use options matching one of: %s", describe(pod_opts),
                       describe_allowed(allowed))
         end
-        local exempt = params.exemptImages
-        for c, field in paved.containers(req.object) do
+        for c, field in paved.each_container(req, params) do
             local opts = get(c, "securityContext", "seLinuxOptions")
-            if is_set(opts) and not fits(opts, allowed) and not is_exempt(c.image, exempt) then
+            if is_set(opts) and not fits(opts, allowed) then
                 violation("%s %q: securityContext.seLinuxOptions %s are not allowed; "
                           .. "use options matching one of: %s", LABEL[field], tostring(c.name),
                           describe(opts), describe_allowed(allowed))

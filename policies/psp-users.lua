@@ -4,21 +4,12 @@
 -- field. UPDATE is skipped.
 local paved = require "paved"
 
-local get, is_exempt, list = paved.get, paved.is_exempt, paved.list
+local LABEL = paved.CONTAINER_LABEL -- how messages name a container of each list
 
-local LABEL = {
-    containers = "container",
-    initContainers = "init container",
-    ephemeralContainers = "ephemeral container",
-}
+local get, list, is_set = paved.get, paved.list, paved.is_set
 
 -- The group-like fields, checked after runAsUser, in this order.
 local GROUP_FIELDS = { "runAsGroup", "supplementalGroups", "fsGroup" }
-
--- A JSON value counts as "set" when present and not false.
-local function is_set(v)
-    return v ~= nil and v ~= false
-end
 
 -- The effective value of a securityContext field for a container: the
 -- container's own value when it has one, else the pod's.
@@ -28,21 +19,6 @@ local function effective(c, spec, field)
         return v
     end
     return get(spec, "securityContext", field)
-end
-
--- Inside one of the inclusive {min, max} ranges. Missing or malformed ranges
--- admit nothing.
-local function in_range(v, ranges)
-    if type(v) ~= "number" then
-        return false
-    end
-    for _, r in ipairs(list(ranges)) do
-        if type(r) == "table" and type(r.min) == "number" and type(r.max) == "number"
-            and v >= r.min and v <= r.max then
-            return true
-        end
-    end
-    return false
 end
 
 local function show(v)
@@ -57,26 +33,18 @@ local function show(v)
 end
 
 local function show_ranges(ranges)
-    local out = {}
-    for _, r in ipairs(list(ranges)) do
-        if type(r) == "table" then
-            out[#out + 1] = tostring(r.min) .. "-" .. tostring(r.max)
-        end
-    end
-    if #out == 0 then
-        return "none"
-    end
-    return table.concat(out, ", ")
+    return paved.ranges_text(ranges) or "none"
 end
 
 -- A value is accepted by a rule. RunAsAny takes anything; MustRunAs and
--- MayRunAs need it inside the ranges; any other rule rejects a set value.
+-- MayRunAs need it inside the ranges (missing or malformed ranges admit
+-- nothing); any other rule rejects a set value.
 local function accepts(rule, v, ranges)
     if rule == "RunAsAny" then
         return true
     end
     if rule == "MustRunAs" or rule == "MayRunAs" then
-        return in_range(v, ranges)
+        return paved.in_ranges(ranges, v)
     end
     return false
 end
@@ -93,7 +61,7 @@ local function check_user(c, spec, p, label, name, violation)
         elseif rule == "MustRunAsNonRoot" then
             ok = uid ~= 0
         elseif rule == "MustRunAs" then
-            ok = in_range(uid, p.ranges)
+            ok = paved.in_ranges(p.ranges, uid)
         else
             ok = false -- MayRunAs and unknown rules do not apply to runAsUser
         end
@@ -153,8 +121,7 @@ return {
     title       = "Users and groups are within the allowed ranges",
     golden_path = true,
     enforcement = "deny",
-    applies_to  = { resources = { "Pod", "Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob",
-                                  "ReplicaSet", "ReplicationController" } },
+    applies_to  = { resources = paved.POD_KINDS },
     params      = {},
     check = function(req, params, violation)
         -- User and group fields are immutable: only creation is checked.
@@ -174,19 +141,16 @@ return {
         if not user_p and not any_group then
             return -- no rule configured
         end
-        local exempt = params.exemptImages
-        for c, field, spec in paved.containers(req.object) do
-            if not is_exempt(c.image, exempt) then
-                local label, name = LABEL[field], tostring(c.name)
-                if user_p then
-                    check_user(c, spec, user_p, label, name, violation)
-                end
-                for i = 1, #GROUP_FIELDS do
-                    local f = GROUP_FIELDS[i]
-                    local p = params[f]
-                    if type(p) == "table" then
-                        check_group(c, spec, f, p, label, name, violation)
-                    end
+        for c, field, spec in paved.each_container(req, params) do
+            local label, name = LABEL[field], tostring(c.name)
+            if user_p then
+                check_user(c, spec, user_p, label, name, violation)
+            end
+            for i = 1, #GROUP_FIELDS do
+                local f = GROUP_FIELDS[i]
+                local p = params[f]
+                if type(p) == "table" then
+                    check_group(c, spec, f, p, label, name, violation)
                 end
             end
         end

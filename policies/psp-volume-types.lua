@@ -9,8 +9,7 @@ return {
     title       = "Pods use only allowed volume types",
     golden_path = true,
     enforcement = "deny",
-    applies_to  = { resources = { "Pod", "Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob",
-                                  "ReplicaSet", "ReplicationController" } },
+    applies_to  = { resources = paved.POD_KINDS },
     params      = {},
     check = function(req, params, violation)
         -- spec.volumes is immutable: only creation is checked.
@@ -18,35 +17,18 @@ return {
             return
         end
         local allowed = list(params.volumes)
-        for _, v in ipairs(allowed) do
-            if v == "*" then
-                return -- every volume type is allowed
-            end
+        if paved.contains(allowed, "*") then
+            return -- every volume type is allowed
         end
         -- One violation per distinct disallowed volume type (not per volume):
         -- two hostPath volumes make a single violation.
-        local seen
+        local once = paved.once(violation)
         for vol in paved.volumes(req.object) do
             for key, val in pairs(vol) do
-                if key ~= "name" and val ~= false and not (seen and seen[key]) then
-                    local ok = false
-                    for _, a in ipairs(allowed) do
-                        if a == key then
-                            ok = true
-                            break
-                        end
-                    end
-                    if not ok then
-                        seen = seen or {}
-                        seen[key] = true
-                        local names = {}
-                        for _, a in ipairs(allowed) do
-                            names[#names + 1] = tostring(a)
-                        end
-                        violation("volume %q uses type %s, which is not allowed; use one of: %s",
-                                  tostring(vol.name), tostring(key),
-                                  #names > 0 and table.concat(names, ", ") or "none (volumes is empty)")
-                    end
+                if key ~= "name" and paved.is_set(val) and not paved.contains(allowed, key) then
+                    once(key, "volume %q uses type %s, which is not allowed; use one of: %s",
+                         tostring(vol.name), tostring(key),
+                         paved.join(allowed, "none (volumes is empty)"))
                 end
             end
         end

@@ -1,14 +1,6 @@
 local paved = require "paved"
 
-local type, ipairs, tostring = type, ipairs, tostring
-local mtype, floor, sformat, concat = math.type, math.floor, string.format, table.concat
-
-local function num(n)
-    if mtype(n) == "float" and n == floor(n) and n > -2 ^ 53 and n < 2 ^ 53 then
-        return sformat("%d", n)
-    end
-    return tostring(n)
-end
+local type = type
 
 return {
     id = "replica-limits",
@@ -26,28 +18,17 @@ return {
             return
         end
         local replicas = spec.replicas
-        if type(replicas) == "number" then
-            for _, r in ipairs(paved.list(params.ranges)) do
-                if type(r) == "table" and type(r.min_replicas) == "number"
-                    and type(r.max_replicas) == "number"
-                    and r.min_replicas <= replicas and replicas <= r.max_replicas then
-                    return
-                end
-            end
+        if paved.in_ranges(params.ranges, replicas, replicas, "min_replicas", "max_replicas") then
+            return
         end
-        local parts = {}
-        for _, r in ipairs(paved.list(params.ranges)) do
-            if type(r) == "table" then
-                parts[#parts + 1] = num(r.min_replicas) .. "-" .. num(r.max_replicas)
-            end
-        end
-        local allowed = #parts > 0 and concat(parts, ", ") or "none configured"
+        local allowed = paved.ranges_text(params.ranges, "min_replicas", "max_replicas")
+            or "none configured"
         if replicas == nil then
             violation("%s: spec.replicas is not set; set it inside an allowed range (%s)",
                 paved.name(obj), allowed)
         else
             violation("%s: spec.replicas %s is not allowed; set it inside an allowed range (%s)",
-                paved.name(obj), num(replicas), allowed)
+                paved.name(obj), paved.num(replicas), allowed)
         end
     end,
 }

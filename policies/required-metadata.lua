@@ -41,25 +41,20 @@ local function make_check(field, noun, custom_message)
         -- allowedRegex. Identical rules repeat the same message and count
         -- once; with a custom message every such violation reads the same
         -- and upstream reports it once.
-        local reported = nil
+        local once = paved.once(violation)
         for _, rule in ipairs(rules) do
             if type(rule) == "table" then
                 local key, re = rule.key, rule.allowedRegex
                 local value = key ~= nil and have[key] or nil
                 if value ~= nil and type(re) == "string" and re ~= ""
                     and not paved.regex(re, tostring(value)) then
-                    local id = custom and "" or (tostring(key) .. "\0" .. re)
-                    reported = reported or {}
-                    if not reported[id] then
-                        reported[id] = true
-                        if custom then
-                            violation("%s (%s %q has value %q, which does not match %s)", custom, noun,
-                                tostring(key), tostring(value), re)
-                        else
-                            violation("%s: %s %q has value %q, which does not match the allowed regex %s; "
-                                .. "change the value to match it", paved.name(req.object), noun,
-                                tostring(key), tostring(value), re)
-                        end
+                    if custom then
+                        once("", "%s (%s %q has value %q, which does not match %s)", custom, noun,
+                            tostring(key), tostring(value), re)
+                    else
+                        once(tostring(key) .. "\0" .. re, "%s: %s %q has value %q, which does not "
+                            .. "match the allowed regex %s; change the value to match it",
+                            paved.name(req.object), noun, tostring(key), tostring(value), re)
                     end
                 end
             end

@@ -5,15 +5,14 @@
 -- the names that section lacks. With neither param, nothing is required.
 local paved = require "paved"
 
-local is_exempt, concat, tostring, type, ipairs = paved.is_exempt, table.concat, tostring, type,
-    ipairs
+local concat, tostring, type, ipairs = table.concat, tostring, type, ipairs
 
 -- The names of `required` absent from the section table (nil when none).
 local function missing_names(required, sec)
     local out, dup
     for _, n in ipairs(required) do
         local v = type(sec) == "table" and sec[n] or nil
-        if v == nil or v == false then
+        if not paved.is_set(v) then
             out = out or {}
             dup = dup or {}
             if not dup[n] then
@@ -30,8 +29,7 @@ return {
     title = "Containers declare the required resource limits and requests",
     golden_path = true,
     enforcement = "deny",
-    applies_to = { resources = { "Pod", "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet",
-        "ReplicationController", "Job", "CronJob" } },
+    applies_to = { resources = paved.POD_KINDS },
     params = {},
     check = function(req, params, violation)
         local want_limits = paved.list(params.limits)
@@ -39,30 +37,21 @@ return {
         if #want_limits == 0 and #want_requests == 0 then
             return
         end
-        local exempt = params.exemptImages
-        local seen
+        -- the same container name with the same gap twice is one message
+        violation = paved.unique(violation)
 
         local function check_section(name, res, section, want)
             local miss = missing_names(want, type(res) == "table" and res[section] or nil)
             if miss then
-                local names = concat(miss, ", ")
-                -- the same container name with the same gap twice is one message
-                local key = name .. "\0" .. section .. "\0" .. names
-                seen = seen or {}
-                if not seen[key] then
-                    seen[key] = true
-                    violation("container %q: resources.%s is missing %s; add a value for each", name,
-                        section, names)
-                end
+                violation("container %q: resources.%s is missing %s; add a value for each", name,
+                    section, concat(miss, ", "))
             end
         end
 
-        for c in paved.containers(req.object, paved.REGULAR_AND_INIT) do
-            if not is_exempt(c.image, exempt) then
-                local name = tostring(c.name)
-                check_section(name, c.resources, "limits", want_limits)
-                check_section(name, c.resources, "requests", want_requests)
-            end
+        for c in paved.each_container(req, params, paved.REGULAR_AND_INIT) do
+            local name = tostring(c.name)
+            check_section(name, c.resources, "limits", want_limits)
+            check_section(name, c.resources, "requests", want_requests)
         end
     end,
 }

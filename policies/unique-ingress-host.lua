@@ -35,7 +35,8 @@ return {
             return
         end
         local my_name, my_ns = paved.get(obj, "metadata", "name"), req.namespace
-        local reported = nil
+        -- One violation per distinct conflicting host.
+        local once = paved.once(violation)
         for other in paved.inventory(req, "Ingress") do
             local md = type(other.metadata) == "table" and other.metadata or {}
             -- Namespaced Ingresses of any namespace, except this very object.
@@ -43,11 +44,8 @@ return {
                 and not (md.namespace == my_ns and md.name == my_name) then
                 for _, r in ipairs(paved.list(paved.get(other, "spec", "rules"))) do
                     local host = type(r) == "table" and r.host or nil
-                    -- One violation per distinct conflicting host.
-                    if host ~= nil and mine[host] and not (reported and reported[host]) then
-                        reported = reported or {}
-                        reported[host] = true
-                        violation("Ingress host %q is already used by Ingress %s/%s; choose a "
+                    if host ~= nil and mine[host] then
+                        once(host, "Ingress host %q is already used by Ingress %s/%s; choose a "
                             .. "different host", tostring(host), tostring(md.namespace),
                             tostring(md.name))
                     end

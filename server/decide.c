@@ -62,7 +62,7 @@ pv_status decide_eval(struct vm *vm, const struct config *cfg, enum cfg_entry en
         const struct cfg_binding *b = &cfg->bindings[i];
 
         it->binding = b;
-        it->policy = vm_policy_find(vm, b->policy);
+        it->policy = vm_binding_policy(vm, i);
         PV_ASSERT(it->policy != NULL);
         it->enforcement = b->enforcement[entry] != CFG_UNSET
                               ? (enum vm_enforcement)b->enforcement[entry]
