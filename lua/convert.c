@@ -30,8 +30,11 @@ static void push_value(lua_State *L, const cJSON *j, int depth)
         for (c = j->child; c != NULL; c = c->next) {
             if (cJSON_IsNull(c) || c->string == NULL)
                 continue;
+            /* pushlstring + rawset: no metamethods to consult, and no trip through
+             * the C-string cache that lua_setfield keys go through. */
+            lua_pushlstring(L, c->string, strlen(c->string));
             push_value(L, c, depth + 1);
-            lua_setfield(L, -2, c->string);
+            lua_rawset(L, -3);
         }
     } else if (cJSON_IsArray(j)) {
         int n = cJSON_GetArraySize(j);
@@ -45,7 +48,7 @@ static void push_value(lua_State *L, const cJSON *j, int depth)
             lua_rawseti(L, -2, i++);
         }
     } else if (cJSON_IsString(j)) {
-        lua_pushstring(L, j->valuestring);
+        lua_pushlstring(L, j->valuestring, strlen(j->valuestring));
     } else if (cJSON_IsNumber(j)) {
         double d = j->valuedouble;
 

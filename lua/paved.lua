@@ -406,8 +406,26 @@ end
 -- ("500m", "1Gi", "1e3", 2) in base units (cores, bytes). nil when v is not a
 -- valid quantity; with nonnegative true, also nil for a negative or NaN value
 -- (not a valid resource amount).
+-- Parsed strings are remembered (bounded): the same few values ("500m", "1Gi")
+-- come back in every request and every resource policy.
+local qcache, qcache_n = {}, 0
+local QCACHE_MAX = 4096
+
 function M.quantity(v, nonnegative)
-    local n = parse_quantity(v)
+    local n
+    if type(v) == "string" then
+        n = qcache[v]
+        if n == nil then
+            n = parse_quantity(v) or false
+            if qcache_n >= QCACHE_MAX then
+                qcache, qcache_n = {}, 0
+            end
+            qcache[v], qcache_n = n, qcache_n + 1
+        end
+        n = n or nil
+    else
+        n = parse_quantity(v)
+    end
     if nonnegative and n ~= nil and (n ~= n or n < 0) then
         return nil
     end

@@ -183,6 +183,7 @@ static void install_grace_handler(void)
 static void grace_start(struct vm *vm)
 {
     struct itimerspec its;
+    uint32_t us;
 
     if (grace_state == 0) {
         struct sigevent sev;
@@ -205,7 +206,9 @@ static void grace_start(struct vm *vm)
         return;
     }
     memset(&its, 0, sizeof(its));
-    its.it_value.tv_nsec = (long)VM_GRACE_US * 1000;
+    us = vm->lim.grace_us != 0 ? vm->lim.grace_us : VM_GRACE_US;
+    its.it_value.tv_sec = (time_t)(us / 1000000u);
+    its.it_value.tv_nsec = (long)(us % 1000000u) * 1000;
     timer_settime(grace_timer, 0, &its, NULL);
 }
 
@@ -615,7 +618,7 @@ pv_status vm_new(struct vm **out, const struct vm_limits *lim, const struct vm_s
         free(vm);
         return pv_err_set(err, PV_ENOMEM, "cannot create a Lua state");
     }
-    lua_gc(vm->L, LUA_GCGEN, 0, 0);
+    lua_gc(vm->L, LUA_GCINC, 300, 0, 0);
     lua_pushcfunction(vm->L, l_msgh);
     lua_pushcfunction(vm->L, load_cb);
     lua_pushlightuserdata(vm->L, &a);

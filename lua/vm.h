@@ -25,6 +25,7 @@ struct vm_limits {
     uint64_t max_instructions; /* per binding evaluation, counted once the request has
                                 * run for VM_GRACE_US (see vm_begin) */
     uint32_t timeout_ms;       /* wall clock per request (all bindings) */
+    uint32_t grace_us;         /* run hook-free this long; 0: VM_GRACE_US */
 };
 
 /* Lua 5.4 sends every instruction through its slow path while a count hook is set,

@@ -177,7 +177,8 @@ static pv_status parse_binding(struct config *cfg, const cJSON *item, size_t i, 
 
 static pv_status parse_limits(struct config *cfg, const cJSON *v, struct pv_err *err)
 {
-    static const char *const keys[] = {"max_memory_mb", "max_instructions", "timeout_ms", NULL};
+    static const char *const keys[] = {"max_memory_mb", "max_instructions", "timeout_ms",
+                                       "hook_grace_us", NULL};
     const cJSON *c;
     pv_status rc;
 
@@ -200,6 +201,11 @@ static pv_status parse_limits(struct config *cfg, const cJSON *v, struct pv_err 
             cfg->limits.max_memory = (size_t)d << 20;
         } else if (strcmp(c->string, "max_instructions") == 0) {
             cfg->limits.max_instructions = (uint64_t)d;
+        } else if (strcmp(c->string, "hook_grace_us") == 0) {
+            if (d > 10000000)
+                return pv_err_set(err, PV_ECONFIG,
+                                  "%s: policy_limits.hook_grace_us is at most 10000000", cfg->name);
+            cfg->limits.grace_us = (uint32_t)d;
         } else {
             if (d > 60000)
                 return pv_err_set(err, PV_ECONFIG, "%s: policy_limits.timeout_ms is at most 60000",
