@@ -193,9 +193,8 @@ static void grace_start(struct vm *vm)
         sev.sigev_notify = SIGEV_THREAD_ID;
         sev.sigev_signo = SIGRTMIN + 3;
         sev._sigev_un._tid = (pid_t)syscall(SYS_gettid);
-        grace_state = grace_signal_ok && timer_create(CLOCK_MONOTONIC, &sev, &grace_timer) == 0
-                          ? 1
-                          : -1;
+        grace_state =
+            grace_signal_ok && timer_create(CLOCK_MONOTONIC, &sev, &grace_timer) == 0 ? 1 : -1;
         if (grace_state < 0)
             log_msg(LOG_WARN, "vm", "no grace timer: policies run with the count hook always on");
     }
@@ -229,8 +228,9 @@ static void grace_stop(struct vm *vm)
 
 static int l_readonly(lua_State *L)
 {
-    return luaL_error(L, "attempt to set '%s' in a read-only table (globals and library "
-                         "tables are read-only; use a local)",
+    return luaL_error(L,
+                      "attempt to set '%s' in a read-only table (globals and library "
+                      "tables are read-only; use a local)",
                       luaL_optstring(L, 2, "?"));
 }
 
@@ -295,8 +295,9 @@ static int l_require(lua_State *L)
 
     lua_getfield(L, LUA_REGISTRYINDEX, "paved.loaded");
     if (lua_getfield(L, -1, name) == LUA_TNIL)
-        return luaL_error(L, "module '%s' is not available: require only reaches the "
-                             "bundled modules (paved)",
+        return luaL_error(L,
+                          "module '%s' is not available: require only reaches the "
+                          "bundled modules (paved)",
                           name);
     return 1;
 }
@@ -314,8 +315,8 @@ static void copy_fields(lua_State *L, int from, const char *const *names)
 static void build_sandbox(lua_State *L)
 {
     static const char *const base[] = {
-        "assert", "error",    "ipairs",   "next",   "pairs",        "pcall",
-        "rawequal", "rawget", "rawlen",   "select", "setmetatable", "getmetatable",
+        "assert",   "error",    "ipairs", "next",   "pairs",        "pcall",
+        "rawequal", "rawget",   "rawlen", "select", "setmetatable", "getmetatable",
         "tonumber", "tostring", "type",   "xpcall", "_VERSION",     NULL,
     };
     static const char *const os_allowed[] = {"time", "clock", NULL};
@@ -376,7 +377,8 @@ static bool has_position(const char *msg)
     const char *colon = strchr(msg, ':');
     const char *lua = strstr(msg, ".lua:");
 
-    return colon != NULL && lua != NULL && lua + 4 == colon && memchr(msg, ' ', (size_t)(colon - msg)) == NULL;
+    return colon != NULL && lua != NULL && lua + 4 == colon &&
+           memchr(msg, ' ', (size_t)(colon - msg)) == NULL;
 }
 
 /* Message handler: turns any error value into "file:line: message", adding the

@@ -76,8 +76,8 @@ struct vm_result {
     enum vm_outcome outcome;
     char **violations; /* outcome VM_OK: messages, n_violations of them */
     size_t n_violations;
-    size_t n_dropped;  /* violations past VM_MAX_VIOLATIONS, counted only */
-    char *error;       /* outcome >= VM_ERROR: "file:line: message" */
+    size_t n_dropped; /* violations past VM_MAX_VIOLATIONS, counted only */
+    char *error;      /* outcome >= VM_ERROR: "file:line: message" */
     uint64_t elapsed_ns;
 };
 
@@ -102,8 +102,7 @@ const struct vm_policy *vm_policy_find(const struct vm *vm, const char *id);
 
 /* Replaces the bindings. Borrows 'b'. Returns PV_EPOLICY naming the binding when a
  * policy id is unknown or params/match are not objects. */
-pv_status vm_set_bindings(struct vm *vm, const struct vm_binding *b, size_t n,
-                          struct pv_err *err);
+pv_status vm_set_bindings(struct vm *vm, const struct vm_binding *b, size_t n, struct pv_err *err);
 size_t vm_binding_count(const struct vm *vm);
 
 /* The policy binding 'i' instantiates (borrowed; valid until the next

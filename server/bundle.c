@@ -81,7 +81,8 @@ pv_status bundle_load(struct bundle *b, const char *dir, struct pv_err *err)
 
         if (strncmp(f->path, "lua/", 4) == 0 && fs_has_suffix(f->path, ".lua"))
             add_source(&b->modules, &b->n_modules, f->path, f->data, f->len);
-        else if (dir == NULL && strncmp(f->path, "policies/", 9) == 0 && fs_has_suffix(f->path, ".lua"))
+        else if (dir == NULL && strncmp(f->path, "policies/", 9) == 0 &&
+                 fs_has_suffix(f->path, ".lua"))
             add_source(&b->policies, &b->n_policies, f->path, f->data, f->len);
     }
     if (dir != NULL)

@@ -21,8 +21,8 @@ pv_status cli_engine_open(struct cli_engine *e, const char *policies_dir, const 
     rc = bundle_load(&e->bundle, policies_dir, err);
     if (rc)
         goto fail;
-    rc = vm_new(&e->vm, &e->cfg->limits, e->bundle.modules, e->bundle.n_modules,
-                e->bundle.policies, e->bundle.n_policies, err);
+    rc = vm_new(&e->vm, &e->cfg->limits, e->bundle.modules, e->bundle.n_modules, e->bundle.policies,
+                e->bundle.n_policies, err);
     if (rc)
         goto fail;
     if (with_bindings) {

@@ -57,11 +57,23 @@ struct opts {
 static bool is_cluster_scoped(const char *kind)
 {
     static const char *const kinds[] = {
-        "Namespace", "Node", "PersistentVolume", "StorageClass", "ClusterRole",
-        "ClusterRoleBinding", "CustomResourceDefinition", "PriorityClass", "IngressClass",
-        "RuntimeClass", "CSIDriver", "APIService", "ValidatingWebhookConfiguration",
-        "MutatingWebhookConfiguration", "ValidatingAdmissionPolicy",
-        "ValidatingAdmissionPolicyBinding", NULL,
+        "Namespace",
+        "Node",
+        "PersistentVolume",
+        "StorageClass",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "CustomResourceDefinition",
+        "PriorityClass",
+        "IngressClass",
+        "RuntimeClass",
+        "CSIDriver",
+        "APIService",
+        "ValidatingWebhookConfiguration",
+        "MutatingWebhookConfiguration",
+        "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
+        NULL,
     };
 
     for (const char *const *k = kinds; *k != NULL; k++)
@@ -144,7 +156,7 @@ static void print_text(const struct opts *op, const struct input_obj *o, const s
 {
     char name[512];
     char origin[600];
-    const char *verdict = !d->is_allowed          ? "DENIED"
+    const char *verdict = !d->is_allowed            ? "DENIED"
                           : d->n_warn + d->n_errors ? "ALLOWED with warnings"
                                                     : "ALLOWED";
 
@@ -163,19 +175,16 @@ static void print_text(const struct opts *op, const struct input_obj *o, const s
                    (double)it->r.elapsed_ns / 1000.0);
         }
         if (it->r.outcome >= VM_ERROR) {
-            printf("  %-5s %s: policy error (%s, %s): %s\n",
-                   it->is_violated ? enf : "error", it->binding->id,
-                   outcome_name(it->r.outcome),
-                   it->policy->is_on_error_deny ? "on_error=deny" : "on_error=allow",
-                   it->r.error);
+            printf("  %-5s %s: policy error (%s, %s): %s\n", it->is_violated ? enf : "error",
+                   it->binding->id, outcome_name(it->r.outcome),
+                   it->policy->is_on_error_deny ? "on_error=deny" : "on_error=allow", it->r.error);
             continue;
         }
         if (!it->is_violated || (it->enforcement == VM_AUDIT && !op->is_explain))
             continue;
         for (size_t j = 0; j < it->r.n_violations; j++)
-            printf("  %-5s %s%s%s%s: %s\n", enf, it->binding->id,
-                   same_id(it) ? "" : " (", same_id(it) ? "" : it->policy->id,
-                   same_id(it) ? "" : ")", it->r.violations[j]);
+            printf("  %-5s %s%s%s%s: %s\n", enf, it->binding->id, same_id(it) ? "" : " (",
+                   same_id(it) ? "" : it->policy->id, same_id(it) ? "" : ")", it->r.violations[j]);
         if (it->r.n_dropped > 0)
             printf("  %-5s %s: ... and %zu more\n", enf, it->binding->id, it->r.n_dropped);
     }
@@ -366,8 +375,7 @@ int cmd_check(int argc, char **argv)
             } else if (strcmp(optarg, "junit") == 0) {
                 op.format = FMT_JUNIT;
             } else {
-                fprintf(stderr, "paved check: unknown format '%s' (text, json or junit)\n",
-                        optarg);
+                fprintf(stderr, "paved check: unknown format '%s' (text, json or junit)\n", optarg);
                 return EXIT_USAGE;
             }
             break;
@@ -460,8 +468,7 @@ int cmd_check(int argc, char **argv)
         printf("paved: %zu object%s checked: %zu denied, %zu allowed with warnings, %zu "
                "allowed%s\n",
                in.n_objs, in.n_objs == 1 ? "" : "s", n_denied, n_warned,
-               in.n_objs - n_denied - n_warned,
-               n_input_errors ? "; input errors above" : "");
+               in.n_objs - n_denied - n_warned, n_input_errors ? "; input errors above" : "");
     } else if (op.format == FMT_JSON) {
         cJSON *s = cJSON_AddObjectToObject(report, "summary");
         char *text;

@@ -108,9 +108,8 @@ static pv_status parse_enforcement_value(struct cfg_binding *b, const cJSON *v, 
                               name, where, c->string);
         e = cJSON_IsString(c) ? parse_enforcement(c->valuestring) : CFG_UNSET;
         if (e == CFG_UNSET)
-            return pv_err_set(err, PV_ECONFIG,
-                              "%s: %s: enforcement.%s must be deny, warn or audit", name, where,
-                              c->string);
+            return pv_err_set(err, PV_ECONFIG, "%s: %s: enforcement.%s must be deny, warn or audit",
+                              name, where, c->string);
         b->enforcement[entry] = e;
     }
     return PV_OK;
@@ -118,11 +117,17 @@ static pv_status parse_enforcement_value(struct cfg_binding *b, const cJSON *v, 
 
 static pv_status parse_binding(struct config *cfg, const cJSON *item, size_t i, struct pv_err *err)
 {
-    static const char *const keys[] = {"id",    "policy",      "params", "match",
+    static const char *const keys[] = {"id",          "policy",      "params", "match",
                                        "enforcement", "description", NULL};
-    static const char *const match_keys[] = {"kinds",      "namespaces",        "excludedNamespaces",
-                                             "labelSelector", "namespaceSelector", "scope",
-                                             "name",       "source",            NULL};
+    static const char *const match_keys[] = {"kinds",
+                                             "namespaces",
+                                             "excludedNamespaces",
+                                             "labelSelector",
+                                             "namespaceSelector",
+                                             "scope",
+                                             "name",
+                                             "source",
+                                             NULL};
     struct cfg_binding *b = &cfg->bindings[i];
     char where[64];
     const cJSON *v;
@@ -196,8 +201,8 @@ static pv_status parse_limits(struct config *cfg, const cJSON *v, struct pv_err 
                               cfg->name, c->string);
         if (strcmp(c->string, "max_memory_mb") == 0) {
             if (d > 4096)
-                return pv_err_set(err, PV_ECONFIG, "%s: policy_limits.max_memory_mb is at most 4096",
-                                  cfg->name);
+                return pv_err_set(err, PV_ECONFIG,
+                                  "%s: policy_limits.max_memory_mb is at most 4096", cfg->name);
             cfg->limits.max_memory = (size_t)d << 20;
         } else if (strcmp(c->string, "max_instructions") == 0) {
             cfg->limits.max_instructions = (uint64_t)d;

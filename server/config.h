@@ -19,10 +19,10 @@ enum cfg_entry {
 #define CFG_UNSET (-1)
 
 struct cfg_binding {
-    const char *id;     /* unique; defaults to the policy id */
-    const char *policy; /* policy id */
-    const cJSON *params; /* mapping or NULL */
-    const cJSON *match;  /* Gatekeeper match mapping or NULL */
+    const char *id;                 /* unique; defaults to the policy id */
+    const char *policy;             /* policy id */
+    const cJSON *params;            /* mapping or NULL */
+    const cJSON *match;             /* Gatekeeper match mapping or NULL */
     int enforcement[CFG_N_ENTRIES]; /* enum vm_enforcement, or CFG_UNSET: policy default */
     int line;                       /* where the binding starts in the file, if known */
 };

@@ -31,7 +31,7 @@ struct decision {
     size_t n_items;
     bool is_allowed;
     enum decide_path path;
-    size_t n_deny;   /* violated bindings by enforcement */
+    size_t n_deny; /* violated bindings by enforcement */
     size_t n_warn;
     size_t n_audit;
     size_t n_errors; /* bindings whose policy failed */

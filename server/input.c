@@ -173,8 +173,8 @@ pv_status input_add_text(struct input_set *set, const char *text, size_t len, co
             set->roots[set->n_roots++] = docs[i].json;
             docs[i].json = NULL;
             if (rc == PV_OK)
-                rc = add_document(set, set->roots[set->n_roots - 1], file, (int)i + 1,
-                                  docs[i].line, err);
+                rc = add_document(set, set->roots[set->n_roots - 1], file, (int)i + 1, docs[i].line,
+                                  err);
         }
         yaml_docs_free(docs, n);
     }
@@ -240,8 +240,9 @@ static void add_dir(struct input_set *set, const char *dir, int depth, struct pv
                 *first = se;
         } else if (S_ISDIR(st.st_mode)) {
             add_dir(set, path, depth + 1, first);
-        } else if (S_ISREG(st.st_mode) && (fs_has_suffix(path, ".yaml") || fs_has_suffix(path, ".yml") ||
-                                           fs_has_suffix(path, ".json"))) {
+        } else if (S_ISREG(st.st_mode) &&
+                   (fs_has_suffix(path, ".yaml") || fs_has_suffix(path, ".yml") ||
+                    fs_has_suffix(path, ".json"))) {
             add_file(set, path, first);
         }
         free(path);
@@ -262,8 +263,7 @@ pv_status input_add_path(struct input_set *set, const char *path, struct pv_err 
     if (strcmp(path, "-") == 0) {
         add_file(set, path, &first);
     } else if (stat(path, &st) != 0) {
-        pv_err_set(&first, errno == ENOENT ? PV_ENOENT : PV_EIO, "%s: %s", path,
-                   strerror(errno));
+        pv_err_set(&first, errno == ENOENT ? PV_ENOENT : PV_EIO, "%s: %s", path, strerror(errno));
         note_error(set, &first);
     } else if (S_ISDIR(st.st_mode)) {
         add_dir(set, path, 0, &first);

@@ -77,8 +77,8 @@ void log_msg(enum log_level level, const char *comp, const char *fmt, ...)
                      ts.tv_nsec / 1000000, level_name(level), comp, msg);
         len = n < 0 ? 0 : ((size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
     } else {
-        n = snprintf(line, sizeof(line), "{\"ts\":\"%s.%03ldZ\",\"level\":\"%s\",\"comp\":\"",
-                     when, ts.tv_nsec / 1000000, level_name(level));
+        n = snprintf(line, sizeof(line), "{\"ts\":\"%s.%03ldZ\",\"level\":\"%s\",\"comp\":\"", when,
+                     ts.tv_nsec / 1000000, level_name(level));
         len = n < 0 ? 0 : (size_t)n;
         append_escaped(line, sizeof(line) - 16, &len, comp);
         memcpy(line + len, "\",\"msg\":\"", 9);

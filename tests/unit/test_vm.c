@@ -97,13 +97,11 @@ static const struct sandbox_case sandbox_cases[] = {
     {"return 42", VM_ERROR, "check() returned a number"},
     {"return {1}", VM_ERROR, "returned a list holding a number"},
     {"while true do end", VM_BUDGET, "test/p.lua:4: instruction budget"},
-    {"while true do pcall(function() while true do end end) end", VM_BUDGET,
-     "instruction budget"},
+    {"while true do pcall(function() while true do end end) end", VM_BUDGET, "instruction budget"},
     {"for i = 1, 10 do pcall(function() while true do end end) end; violation('escaped')",
      VM_BUDGET, "instruction budget"},
     {"local t = {} for i = 1, 1e8 do t[i] = i end", VM_NOMEM, "memory limit"},
-    {"local s = 'x' while true do pcall(function() s = s .. s end) end", VM_NOMEM,
-     "memory limit"},
+    {"local s = 'x' while true do pcall(function() s = s .. s end) end", VM_NOMEM, "memory limit"},
     {"local s = string.rep('x', 1 << 30)", VM_NOMEM, ""},
     {"return 'one message'", VM_OK, "one message"},
     {"return {'a', 'b'}", VM_OK, "a"},
@@ -141,9 +139,8 @@ static void test_sandbox(void)
 
 static void test_timeout(void)
 {
-    struct vm_limits lim = {.max_memory = (size_t)4 << 20,
-                            .max_instructions = (uint64_t)1 << 62,
-                            .timeout_ms = 50};
+    struct vm_limits lim = {
+        .max_memory = (size_t)4 << 20, .max_instructions = (uint64_t)1 << 62, .timeout_ms = 50};
     struct pv_err err = {0};
     struct vm *vm = vm_with("while true do end", &lim, &err);
     struct vm_result r;
@@ -182,8 +179,8 @@ static void test_recovery_after_limits(void)
 static void test_memory_is_reclaimed(void)
 {
     struct pv_err err = {0};
-    struct vm *vm = vm_with("local t = {} for i = 1, 2000 do t[i] = {i, tostring(i)} end",
-                            &small_limits, &err);
+    struct vm *vm =
+        vm_with("local t = {} for i = 1, 2000 do t[i] = {i, tostring(i)} end", &small_limits, &err);
     struct vm_result r;
     size_t peak = 0;
 
@@ -330,7 +327,8 @@ static void test_bindings(void)
     struct pv_err err = {0};
     struct vm *vm = vm_with("violation('x')", &small_limits, &err);
     struct vm_binding b = {"does-not-exist", NULL, NULL};
-    cJSON *match = cJSON_Parse("{\"kinds\":[{\"apiGroups\":[\"apps\"],\"kinds\":[\"Deployment\"]}]}");
+    cJSON *match =
+        cJSON_Parse("{\"kinds\":[{\"apiGroups\":[\"apps\"],\"kinds\":[\"Deployment\"]}]}");
     struct vm_binding scoped = {"p", NULL, match};
     struct vm_result r;
 
