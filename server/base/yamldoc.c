@@ -509,6 +509,7 @@ struct frame {
     size_t key_line; /* where 'key' is, for messages */
     size_t key_col;
     struct strmap keys;       /* mappings: key -> cJSON item already in 'node' */
+    struct strmap explicit_keys; /* keys written out in this mapping -> 1 + their line */
     struct anchor *anchor;    /* borrows, or NULL */
     unsigned long anchor_seq; /* 'anchor' is ours while anchor->seq equals this */
     size_t nodes_at_open;
@@ -626,9 +627,9 @@ static void clear_anchors(struct conv *c)
     map_fini(&c->anchors);
 }
 
-/* Adds 'item' (takes it) to mapping 'f' under 'key' (borrowed); a duplicate key
- * replaces the earlier value, as go-yaml v2 does. */
-static void insert(struct conv *c, struct frame *f, const char *key, cJSON *item)
+/* Puts 'item' (takes it) into mapping 'f' under 'key' (borrowed), replacing a value
+ * an earlier merge put there. */
+static void put(struct conv *c, struct frame *f, const char *key, cJSON *item)
 {
     cJSON *old = map_get(&f->keys, key);
 
@@ -638,12 +639,35 @@ static void insert(struct conv *c, struct frame *f, const char *key, cJSON *item
     map_put(&f->keys, item->string, item);
 }
 
+/* A key written out in the mapping: it overrides merged values, and writing it twice
+ * is an error, as kubectl reports it ("key already set in map"): otherwise the object
+ * a policy checks and the one the cluster stores could differ. */
+static pv_status insert(struct conv *c, struct frame *f, const char *key, cJSON *item)
+{
+    uintptr_t first = (uintptr_t)map_get(&f->explicit_keys, key);
+
+    if (first != 0) {
+        pv_status rc = fail(c, PV_EINVAL, f->key_line, f->key_col,
+                            "mapping key \"%s\" already defined at line %zu", key,
+                            (size_t)(first - 1));
+
+        cJSON_Delete(item);
+        return rc;
+    }
+    put(c, f, key, item);
+    f->explicit_keys.seed = f->keys.seed;
+    map_put(&f->explicit_keys, item->string, (void *)(uintptr_t)(f->key_line + 1));
+    return PV_OK;
+}
+
+/* Merged keys never replace keys written out in the mapping, before or after '<<'. */
 static void merge_object(struct conv *c, struct frame *f, const cJSON *obj)
 {
     const cJSON *ch;
 
     for (ch = obj->child; ch != NULL; ch = ch->next)
-        insert(c, f, ch->string, must(cJSON_Duplicate(ch, 1)));
+        if (map_get(&f->explicit_keys, ch->string) == NULL)
+            put(c, f, ch->string, must(cJSON_Duplicate(ch, 1)));
 }
 
 /* Applies merge key '<<' with 'value' (takes it; 'n_nodes' big) to mapping 'f'. */
@@ -705,7 +729,7 @@ static pv_status add_value(struct conv *c, cJSON *node, size_t height, size_t n_
     if (f->is_merge)
         rc = merge(c, f, node, n_nodes);
     else
-        insert(c, f, key, node);
+        rc = insert(c, f, key, node);
     f->is_merge = 0;
     free(key);
     return rc;
@@ -874,6 +898,7 @@ static pv_status on_end(struct conv *c)
     }
     free(f->key);
     map_fini(&f->keys);
+    map_fini(&f->explicit_keys);
     c->depth--;
     return add_value(c, node, height, n_nodes);
 }
@@ -981,6 +1006,7 @@ static void conv_fini(struct conv *c)
         cJSON_Delete(c->stack[i].node);
         free(c->stack[i].key);
         map_fini(&c->stack[i].keys);
+        map_fini(&c->stack[i].explicit_keys);
     }
     free(c->stack);
     clear_anchors(c);

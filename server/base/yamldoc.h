@@ -39,10 +39,11 @@ struct yaml_limits {
  *   yield the scalar's text. Tags on collections are ignored.
  * - Mapping keys become JSON strings: booleans "true"/"false", integers in decimal,
  *   floats in Go's shortest float32 form ("1.5", "1e+06"). A null key, an integer key
- *   beyond int64, or a non-scalar key is PV_EINVAL. A duplicate key: the last one wins.
+ *   beyond int64, or a non-scalar key is PV_EINVAL, and so is a key written twice in
+ *   one mapping (as kubectl reports it), with the line of both.
  * - Anchors and aliases: an alias copies the anchored subtree. Merge keys '<<' take a
- *   mapping or a sequence of mappings (earlier ones win); explicit keys after '<<'
- *   override merged ones.
+ *   mapping or a sequence of mappings (earlier ones win); keys written out in the
+ *   mapping win over merged ones, whether they come before or after '<<'.
  * - .inf and .nan become cJSON numbers holding infinity/NaN (cJSON prints them as null).
  * - A document with no content ("---" alone, or only comments after "---") yields
  *   json=NULL; a stream without any "---" or content (empty, or only comments) holds

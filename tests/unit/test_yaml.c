@@ -286,10 +286,11 @@ static const struct row DOCS[] = {
     {"? [a]\n: 1\n", "ERR:EINVAL"},
     {"? {a: 1}\n: 2\n", "ERR:EINVAL"},
     {"{[1]: 2}", "ERR:EINVAL"},
-    /* duplicate keys: the last one wins */
-    {"a: 1\na: 2\n", "{\"a\":2}"},
-    {"a: 1\nb: 2\na: 3\n", "{\"b\":2,\"a\":3}"},
-    {"{a: 1, 1: x, '1': z}", "{\"a\":1,\"1\":\"z\"}"},
+    /* duplicate keys are an error, as kubectl reports them */
+    {"a: 1\na: 2\n", "ERR:EINVAL"},
+    {"a: 1\nb: 2\na: 3\n", "ERR:EINVAL"},
+    {"{a: 1, 1: x, '1': z}", "ERR:EINVAL"},
+    {"a: {b: 1}\nc: {b: 2}\n", "{\"a\":{\"b\":1},\"c\":{\"b\":2}}"},
     /* anchors and aliases */
     {"a: &x {p: 1}\nb: *x\n", "{\"a\":{\"p\":1},\"b\":{\"p\":1}}"},
     {"a: &s hello\nb: [*s, *s]\n", "{\"a\":\"hello\",\"b\":[\"hello\",\"hello\"]}"},
@@ -298,7 +299,7 @@ static const struct row DOCS[] = {
     {"k: &n name\n*n : v\n", "{\"k\":\"name\",\"name\":\"v\"}"},
     {"k: &n 0x1\n*n : v\n", "{\"k\":1,\"1\":\"v\"}"},
     {"&k key: v\nw: *k\n", "{\"key\":\"v\",\"w\":\"key\"}"},
-    {"a: &x [1]\na: 2\nb: *x\n", "{\"a\":2,\"b\":[1]}"},
+    {"a: &x [1]\nc: 2\nb: *x\n", "{\"a\":[1],\"c\":2,\"b\":[1]}"},
     {"a: &a [&a 1, *a]\nb: *a\n", "{\"a\":[1,1],\"b\":1}"},
     {"a: &a 1\nb: &a 2\nc: *a\n", "{\"a\":1,\"b\":2,\"c\":2}"},
     {"a: *nope\n", "ERR:EINVAL"},
@@ -312,7 +313,10 @@ static const struct row DOCS[] = {
      "{\"base\":{\"x\":1,\"z\":2},\"d\":{\"x\":1,\"z\":3}}"},
     {"a: &a {x: 1}\nb: &b {x: 2, z: 2}\nc:\n  <<: [*a, *b]\n",
      "{\"a\":{\"x\":1},\"b\":{\"x\":2,\"z\":2},\"c\":{\"z\":2,\"x\":1}}"},
-    {"c:\n  x: 0\n  <<: {x: 1}\n", "{\"c\":{\"x\":1}}"},
+    /* a key written out wins over a merged one, before or after the merge key */
+    {"c:\n  x: 0\n  <<: {x: 1}\n", "{\"c\":{\"x\":0}}"},
+    {"c:\n  privileged: true\n  <<: {privileged: false, w: 1}\n",
+     "{\"c\":{\"privileged\":true,\"w\":1}}"},
     {"a:\n  <<: &n {z: 2}\nc: *n\n", "{\"a\":{\"z\":2},\"c\":{\"z\":2}}"},
     {"a:\n  <<: []\n", "{\"a\":{}}"},
     {"a:\n  !!merge <<: {m: 1}\n", "{\"a\":{\"m\":1}}"},
