@@ -25,6 +25,15 @@ pv_status cli_engine_open(struct cli_engine *e, const char *policies_dir, const 
                 e->bundle.n_policies, err);
     if (rc)
         goto fail;
+    for (size_t i = 0; with_bindings && i < e->cfg->n_bindings; i++) {
+        if (vm_policy_find(e->vm, e->cfg->bindings[i].policy) == NULL) {
+            rc = pv_err_set(err, PV_ECONFIG,
+                            "%s: bindings[%zu] (%s): unknown policy \"%s\"; the bundle has no "
+                            "policy with that id (paved policies lists them)",
+                            e->cfg->name, i, e->cfg->bindings[i].id, e->cfg->bindings[i].policy);
+            goto fail;
+        }
+    }
     if (with_bindings) {
         b = config_vm_bindings(e->cfg);
         rc = vm_set_bindings(e->vm, b, e->cfg->n_bindings, err);
@@ -49,4 +58,44 @@ void cli_engine_close(struct cli_engine *e)
     config_free(e->cfg);
     bundle_fini(&e->bundle);
     memset(e, 0, sizeof(*e));
+}
+
+static const char policies_usage[] =
+    "usage: paved policies [--policies DIR]\n"
+    "\n"
+    "Lists the policies of the bundle (the shipped one, or the *.lua files of DIR): id,\n"
+    "whether it belongs to the golden path, its default enforcement, its title and file.\n";
+
+int cmd_policies(int argc, char **argv)
+{
+    const char *dir = NULL;
+    struct cli_engine e;
+    struct pv_err err = {0};
+
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--policies") == 0 && i + 1 < argc) {
+            dir = argv[++i];
+        } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+            fputs(policies_usage, stdout);
+            return EXIT_ALLOW;
+        } else {
+            fprintf(stderr, "paved policies: unknown argument '%s'\n\n%s", argv[i],
+                    policies_usage);
+            return EXIT_USAGE;
+        }
+    }
+    if (cli_engine_open(&e, dir, NULL, false, &err)) {
+        fprintf(stderr, "paved policies: %s\n", err.msg);
+        return EXIT_USAGE;
+    }
+    printf("%-44s %-6s %-5s %s\n", "ID", "GOLDEN", "ENF", "TITLE (FILE)");
+    for (size_t i = 0; i < vm_policy_count(e.vm); i++) {
+        const struct vm_policy *p = vm_policy_at(e.vm, i);
+
+        printf("%-44s %-6s %-5s %s (%s)\n", p->id, p->is_golden_path ? "yes" : "no",
+               p->enforcement == VM_DENY ? "deny" : p->enforcement == VM_WARN ? "warn" : "audit",
+               p->title, p->file);
+    }
+    cli_engine_close(&e);
+    return EXIT_ALLOW;
 }

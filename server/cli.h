@@ -34,5 +34,6 @@ void cli_engine_close(struct cli_engine *e);
 
 int cmd_check(int argc, char **argv);
 int cmd_test(int argc, char **argv);
+int cmd_policies(int argc, char **argv);
 
 #endif

@@ -108,10 +108,10 @@ static cJSON *subject_of(const cJSON *obj)
     return s;
 }
 
-static void object_name(const struct input_obj *o, char *out, size_t cap)
+/* 'ns' is the namespace the object was decided in (its own, or --namespace). */
+static void object_name(const struct input_obj *o, const char *ns, char *out, size_t cap)
 {
     const char *kind = str_at(o->object, "kind", NULL);
-    const char *ns = str_at(o->object, "metadata", "namespace");
     const char *name = str_at(o->object, "metadata", "name");
 
     snprintf(out, cap, "%s/%s%s%s", kind != NULL ? kind : "?", ns != NULL ? ns : "",
@@ -152,7 +152,8 @@ static bool same_id(const struct decide_item *it)
     return strcmp(it->binding->id, it->policy->id) == 0;
 }
 
-static void print_text(const struct opts *op, const struct input_obj *o, const struct decision *d)
+static void print_text(const struct opts *op, const struct input_obj *o, const char *ns,
+                       const struct decision *d)
 {
     char name[512];
     char origin[600];
@@ -162,7 +163,7 @@ static void print_text(const struct opts *op, const struct input_obj *o, const s
 
     if (op->is_quiet && d->is_allowed)
         return;
-    object_name(o, name, sizeof(name));
+    object_name(o, ns, name, sizeof(name));
     origin_of(o, origin, sizeof(origin));
     printf("%s  %s  %s\n", verdict, name, origin);
     for (size_t i = 0; i < d->n_items; i++) {
@@ -192,13 +193,13 @@ static void print_text(const struct opts *op, const struct input_obj *o, const s
 
 /* ---- JSON ---- */
 
-static cJSON *json_of(const struct opts *op, const struct input_obj *o, const struct decision *d)
+static cJSON *json_of(const struct opts *op, const struct input_obj *o, const char *ns,
+                      const struct decision *d)
 {
     cJSON *j = cJSON_CreateObject();
     cJSON *v = cJSON_AddArrayToObject(j, "violations");
     cJSON *errs = cJSON_AddArrayToObject(j, "errors");
     cJSON *bs = op->is_explain ? cJSON_AddArrayToObject(j, "bindings") : NULL;
-    const char *ns = str_at(o->object, "metadata", "namespace");
     const char *name = str_at(o->object, "metadata", "name");
 
     cJSON_AddStringToObject(j, "file", o->file);
@@ -277,12 +278,12 @@ static void xml_escaped(FILE *f, const char *s)
     }
 }
 
-static void print_junit_case(const struct input_obj *o, const struct decision *d)
+static void print_junit_case(const struct input_obj *o, const char *ns, const struct decision *d)
 {
     char name[512];
     char origin[600];
 
-    object_name(o, name, sizeof(name));
+    object_name(o, ns, name, sizeof(name));
     origin_of(o, origin, sizeof(origin));
     fputs("    <testcase classname=\"", stdout);
     xml_escaped(stdout, o->file);
@@ -455,11 +456,11 @@ int cmd_check(int argc, char **argv)
             n_warned += d.is_allowed && (d.n_warn > 0 || d.n_errors > 0);
             n_failed += d.n_errors;
             if (op.format == FMT_TEXT)
-                print_text(&op, o, &d);
+                print_text(&op, o, ns, &d);
             else if (op.format == FMT_JSON)
-                cJSON_AddItemToArray(objs, json_of(&op, o, &d));
+                cJSON_AddItemToArray(objs, json_of(&op, o, ns, &d));
             else
-                print_junit_case(o, &d);
+                print_junit_case(o, ns, &d);
         }
         decision_fini(&d);
         cJSON_Delete(subject);

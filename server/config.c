@@ -258,7 +258,16 @@ pv_status config_parse(struct config **out, const char *text, size_t len, const 
             goto fail;
     }
     v = cJSON_GetObjectItemCaseSensitive(cfg->root, "bindings");
-    if (v != NULL && !cJSON_IsNull(v)) {
+    /* A config that lost its bindings (an empty or truncated file) must not quietly
+     * turn the gate into allow-all: binding nothing has to be said (bindings: []). */
+    if (v == NULL || cJSON_IsNull(v)) {
+        rc = pv_err_set(err, PV_ECONFIG,
+                        "%s: no bindings: list the policies to enforce under \"bindings:\" "
+                        "(write \"bindings: []\" to enforce none)",
+                        name);
+        goto fail;
+    }
+    {
         size_t n = (size_t)cJSON_GetArraySize(v);
         const cJSON *item;
 

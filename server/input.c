@@ -139,8 +139,28 @@ pv_status input_add_text(struct input_set *set, const char *text, size_t len, co
     const char *file;
     pv_status rc = PV_OK;
 
+    const char *nul;
+
     set->files = xrealloc(set->files, (set->n_files + 1) * sizeof(*set->files));
     file = set->files[set->n_files++] = xstrdup(name);
+    /* Manifests are UTF-8 text: a NUL byte would silently cut a string short in the
+     * parsers, so the object decided would not be the one applied. */
+    nul = memchr(text, '\0', len);
+    if (nul != NULL) {
+        int line;
+        int col;
+
+        line_col(text, nul, &line, &col);
+        return pv_err_set(err, PV_EPARSE, "%s:%d:%d: NUL byte; a manifest must be UTF-8 text",
+                          name, line, col);
+    }
+    /* A UTF-8 byte order mark carries no content. */
+    if (len >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0) {
+        text += 3;
+        len -= 3;
+    }
+    if (strspn(text, " \t\r\n") == len)
+        return PV_OK;
     if (looks_like_json(text, len, name)) {
         const char *end = NULL;
         cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, 0);

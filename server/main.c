@@ -20,6 +20,7 @@ static const char usage[] =
     "commands:\n"
     "  check     decide manifests offline: the CI gate (exit 0 allow, 1 deny, 2 error)\n"
     "  test      run policy test cases (JSON Lines) against the bundle\n"
+    "  policies  list the policies of the bundle\n"
     "  version   print the version\n"
     "  help      show this help\n"
     "\n"
@@ -58,6 +59,8 @@ int main(int argc, char **argv)
         return cmd_check(argc - 1, argv + 1);
     if (strcmp(cmd, "test") == 0)
         return cmd_test(argc - 1, argv + 1);
+    if (strcmp(cmd, "policies") == 0)
+        return cmd_policies(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("paved %s (Lua 5.4, policies embedded)\n", PAVED_VERSION);
         return EXIT_ALLOW;
