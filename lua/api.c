@@ -82,7 +82,7 @@ static struct regex *compiled(lua_State *L)
                    (const char *)msg);
         return NULL;
     }
-    r->md = pcre2_match_data_create(1, NULL);
+    r->md = pcre2_match_data_create_from_pattern(r->code, NULL);
     r->mctx = pcre2_match_context_create(NULL);
     if (r->md == NULL || r->mctx == NULL) {
         luaL_error(L, "not enough memory for regular expression");
@@ -136,10 +136,66 @@ static int l_regex(lua_State *L)
     }
 }
 
+/* paved.regex_match(pattern, subject) -> string...|nil  [-0, +n, e]
+ * The capture groups of the first match (nil for a group that did not take part),
+ * or the whole match when the pattern has no groups; nil when nothing matches. */
+static int l_regex_match(lua_State *L)
+{
+    struct regex *r = compiled(L);
+    size_t len;
+    const char *s = luaL_checklstring(L, 2, &len);
+    int rc = pcre2_match(r->code, (PCRE2_SPTR)s, len, 0, 0, r->md, r->mctx);
+    PCRE2_SIZE *ov;
+    uint32_t groups;
+
+    if (rc == PCRE2_ERROR_NOMATCH) {
+        lua_pushnil(L);
+        return 1;
+    }
+    if (rc < 0) {
+        PCRE2_UCHAR msg[160];
+
+        pcre2_get_error_message(rc, msg, sizeof(msg));
+        return luaL_error(L, "regular expression \"%s\": %s", lua_tostring(L, 1),
+                          (const char *)msg);
+    }
+    ov = pcre2_get_ovector_pointer(r->md);
+    pcre2_pattern_info(r->code, PCRE2_INFO_CAPTURECOUNT, &groups);
+    if (groups == 0) {
+        lua_pushlstring(L, s + ov[0], ov[1] - ov[0]);
+        return 1;
+    }
+    luaL_checkstack(L, (int)groups, "too many capture groups");
+    for (uint32_t g = 1; g <= groups; g++) {
+        if ((int)g >= rc || ov[2 * g] == PCRE2_UNSET)
+            lua_pushnil(L);
+        else
+            lua_pushlstring(L, s + ov[2 * g], ov[2 * g + 1] - ov[2 * g]);
+    }
+    return (int)groups;
+}
+
+/* where(fn) -> "file:line" where the Lua function 'fn' is defined  [-0, +1, e] */
+static int l_where(lua_State *L)
+{
+    lua_Debug ar;
+
+    luaL_checktype(L, 1, LUA_TFUNCTION);
+    lua_pushvalue(L, 1);
+    if (!lua_getinfo(L, ">S", &ar) || ar.linedefined <= 0) {
+        lua_pushliteral(L, "?");
+        return 1;
+    }
+    lua_pushfstring(L, "%s:%d", ar.short_src, ar.linedefined);
+    return 1;
+}
+
 void api_push(lua_State *L)
 {
     static const luaL_Reg fns[] = {
+        {"where", l_where},
         {"regex", l_regex},
+        {"regex_match", l_regex_match},
         {NULL, NULL},
     };
 

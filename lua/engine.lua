@@ -6,7 +6,7 @@ local paved = require "paved"
 local c = __paved_c
 
 local type, pairs, ipairs, tostring, error, select = type, pairs, ipairs, tostring, error, select
-local sformat = string.format
+local sformat, smatch = string.format, string.match
 
 local E = {}
 
@@ -20,45 +20,51 @@ local req = nil          -- the request being evaluated
 local ENFORCEMENTS = { deny = true, warn = true, audit = true }
 local ON_ERROR = { deny = true, allow = true }
 
-local function validate(p, file)
+-- 'last' is the last line of the file: where a policy without a check function
+-- is reported, since its table has no position of its own.
+local function validate(p, file, last)
+    local at = (type(p) == "table" and type(p.check) == "function") and c.where(p.check)
+        or (file .. ":" .. tostring(last))
     if type(p) ~= "table" then
-        error(sformat("%s: a policy must be a table, got %s", file, type(p)), 0)
+        error(sformat("%s: the file must return a policy table or a list of them, got %s", at,
+            type(p)), 0)
     end
-    if type(p.id) ~= "string" or not p.id:match("^[a-z0-9][a-z0-9_-]*[A-Za-z0-9_]*$") then
-        error(sformat("%s: policy id must be a kebab-case string, got %s", file, tostring(p.id)), 0)
+    if type(p.id) ~= "string" or not smatch(p.id, "^[a-z0-9][a-z0-9_-]*[A-Za-z0-9_]*$") then
+        error(sformat("%s: policy id must be a kebab-case string, got %s", at, tostring(p.id)), 0)
     end
     if by_id[p.id] then
-        error(sformat("%s: policy id %q is already defined in %s", file, p.id, by_id[p.id].file), 0)
+        error(sformat("%s: policy id %q is already defined at %s", at, p.id, by_id[p.id].at), 0)
     end
     if type(p.check) ~= "function" then
-        error(sformat("%s: policy %q has no check function", file, p.id), 0)
+        error(sformat("%s: policy %q has no check function", at, p.id), 0)
     end
     if p.mutate ~= nil and type(p.mutate) ~= "function" then
-        error(sformat("%s: policy %q: mutate must be a function", file, p.id), 0)
+        error(sformat("%s: policy %q: mutate must be a function", at, p.id), 0)
     end
     if p.title ~= nil and type(p.title) ~= "string" then
-        error(sformat("%s: policy %q: title must be a string", file, p.id), 0)
+        error(sformat("%s: policy %q: title must be a string", at, p.id), 0)
     end
     local enf = p.enforcement or "deny"
     if not ENFORCEMENTS[enf] then
         error(sformat("%s: policy %q: enforcement must be deny, warn or audit, got %s",
-            file, p.id, tostring(enf)), 0)
+            at, p.id, tostring(enf)), 0)
     end
     local golden = p.golden_path == true
     local on_error = p.on_error or (golden and "deny" or "allow")
     if not ON_ERROR[on_error] then
-        error(sformat("%s: policy %q: on_error must be deny or allow, got %s", file, p.id,
+        error(sformat("%s: policy %q: on_error must be deny or allow, got %s", at, p.id,
             tostring(on_error)), 0)
     end
     if p.params ~= nil and type(p.params) ~= "table" then
-        error(sformat("%s: policy %q: params must be a table", file, p.id), 0)
+        error(sformat("%s: policy %q: params must be a table", at, p.id), 0)
     end
     local ex = p.exceptions
     if ex ~= nil and type(ex) ~= "table" then
-        error(sformat("%s: policy %q: exceptions must be a table", file, p.id), 0)
+        error(sformat("%s: policy %q: exceptions must be a table", at, p.id), 0)
     end
     return {
-        id = p.id, title = p.title or p.id, file = file, check = p.check, mutate = p.mutate,
+        id = p.id, title = p.title or p.id, file = file, at = at, check = p.check,
+        mutate = p.mutate,
         golden_path = golden, enforcement = enf, on_error = on_error,
         params = p.params or {}, resources = paved.get(p, "applies_to", "resources"),
         exceptions_allowed = not ex or ex.allowed ~= false,
@@ -67,17 +73,17 @@ local function validate(p, file)
     }
 end
 
--- E.register(value, file): value is what a policy file returned: one policy
--- table or an array of them.
-function E.register(v, file)
+-- E.register(value, file, last): value is what a policy file returned: one policy
+-- table or an array of them; last is the file's last line.
+function E.register(v, file, last)
     if type(v) == "table" and v.id == nil and v[1] ~= nil then
         for _, p in ipairs(v) do
-            local q = validate(p, file)
+            local q = validate(p, file, last)
             policies[#policies + 1] = q
             by_id[q.id] = q
         end
     else
-        local q = validate(v, file)
+        local q = validate(v, file, last)
         policies[#policies + 1] = q
         by_id[q.id] = q
     end
@@ -255,13 +261,13 @@ function E.eval(i, violation)
             for _, m in ipairs(ret) do
                 if type(m) ~= "string" then
                     error(sformat("%s: check() returned a list holding a %s; return nothing, "
-                        .. "a message or a list of messages", b.policy.file, type(m)), 0)
+                        .. "a message or a list of messages", b.policy.at, type(m)), 0)
                 end
                 violation(m)
             end
         else
             error(sformat("%s: check() returned a %s; return nothing, a message or a list "
-                .. "of messages", b.policy.file, t), 0)
+                .. "of messages", b.policy.at, t), 0)
         end
     end
     return true

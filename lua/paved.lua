@@ -23,6 +23,9 @@ local M = {}
 M.null = c.null
 
 local type, pairs, ipairs, tostring, tonumber = type, pairs, ipairs, tostring, tonumber
+-- Captured before the sandbox narrows string.find/match/gmatch/gsub for policies
+-- (Lua patterns are trusted here: these patterns are fixed and linear).
+local smatch = string.match
 local sfind, ssub, slower, supper, sbyte = string.find, string.sub, string.lower, string.upper,
     string.byte
 local sformat, concat, mtype, floor = string.format, table.concat, math.type, math.floor
@@ -206,8 +209,15 @@ function M.is_exempt(image, exempt)
 end
 
 -- paved.regex(pattern, s) -> bool: PCRE2 search (not anchored); raises on an
--- invalid pattern. Patterns are compiled once and cached per Lua state.
+-- invalid pattern. Patterns are compiled once and cached per Lua state, and every
+-- match runs under a backtracking budget, so no pattern can hang a request.
 M.regex = c.regex
+
+-- paved.regex_match(pattern, s) -> string...|nil: the first match of the PCRE2
+-- pattern in s: its capture groups (an unset group is nil) or, without groups,
+-- the whole match; nil when nothing matches. This is how policies extract parts
+-- of strings: Lua patterns (string.match and friends) are not available to them.
+M.regex_match = c.regex_match
 
 -- ---- Pod-bearing objects ----
 
@@ -360,7 +370,7 @@ function M.image(ref)
             registry, repository = first, ssub(rest, slash + 1)
         end
     end
-    local name = repository:match("([^/]*)$")
+    local name = smatch(repository, "([^/]*)$")
     return { registry = registry, repository = repository, tag = tag, digest = digest, name = name }
 end
 
@@ -379,7 +389,7 @@ local function parse_quantity(v)
     if type(v) ~= "string" then
         return nil
     end
-    local sign, num, suffix = v:match("^([+-]?)(%d*%.?%d*)(.*)$")
+    local sign, num, suffix = smatch(v, "^([+-]?)(%d*%.?%d*)(.*)$")
     if not num or num == "" or num == "." then
         return nil
     end
@@ -389,7 +399,7 @@ local function parse_quantity(v)
     end
     local mult = SUFFIX[suffix]
     if not mult then
-        local e = suffix:match("^[eE]([+-]?%d+)$")
+        local e = smatch(suffix, "^[eE]([+-]?%d+)$")
         if not e then
             return nil
         end

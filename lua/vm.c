@@ -22,7 +22,7 @@
 #include "xalloc.h"
 
 #define HOOK_EVERY 1000
-#define LOAD_MEMORY_MAX ((size_t)512 << 20)
+#define LOAD_MEMORY_MAX ((size_t)256 << 20)
 
 struct vm {
     lua_State *L;
@@ -84,12 +84,19 @@ static void *l_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
     }
     if (nsize > old && vm->used + (nsize - old) > vm->limit) {
         /* Lua answers a refusal with a full collection and one retry; only a
-         * refused retry means the policy itself holds too much. */
-        if (vm->in_eval && vm->refused_once)
+         * refused retry means the policy itself holds too much. Then requests are
+         * granted within a slack of an eighth of the cap until the hook raises at
+         * the next instruction, so the error names the policy's line (a memory
+         * error carries none). */
+        if (vm->in_eval && vm->refused_once) {
             trip(vm, VM_NOMEM);
+            if (vm->used + (nsize - old) <= vm->limit + vm->lim.max_memory / 8)
+                goto grant;
+        }
         vm->refused_once = true;
         return NULL;
     }
+grant:
     vm->refused_once = false;
     ptr = realloc(ptr, nsize);
     if (ptr == NULL)
@@ -310,6 +317,31 @@ static void copy_fields(lua_State *L, int from, const char *const *names)
     }
 }
 
+static const char *const pattern_fns[] = {"find", "match", "gmatch", "gsub", NULL};
+
+/* string.find/match/gmatch/gsub for policies. Lua's pattern matcher backtracks inside
+ * one C call, where neither the count hook nor the deadline can stop it, so a
+ * pattern with magic characters is refused; plain text (and find with plain=true)
+ * goes to the real function. Upvalues: the real function, its name.  [-0, +?, e] */
+static int l_plain_only(lua_State *L)
+{
+    const char *name = lua_tostring(L, lua_upvalueindex(2));
+    size_t len;
+    const char *pat = luaL_checklstring(L, 2, &len);
+    bool is_plain = strcmp(name, "find") == 0 && lua_toboolean(L, 4);
+
+    if (!is_plain && strcspn(pat, "^$*+?.([%-") < len)
+        return luaL_error(L,
+                          "string.%s: Lua patterns are not available to policies (their "
+                          "backtracking cannot be interrupted); use paved.regex or "
+                          "paved.regex_match (PCRE2, with a match budget), or plain text",
+                          name);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+    return lua_gettop(L);
+}
+
 /* Builds the sandbox globals from the opened libraries and installs a read-only
  * proxy of them as the state's globals.  [-0, +0, e] */
 static void build_sandbox(lua_State *L)
@@ -325,18 +357,37 @@ static void build_sandbox(lua_State *L)
 
     lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_GLOBALS);
     g = lua_gettop(L);
-    /* string.dump would expose bytecode; remove it from the shared table itself,
-     * which also backs the string metatable. */
+    /* string.dump would expose bytecode; remove it from the shared table itself. */
     lua_getfield(L, g, "string");
     lua_pushnil(L);
     lua_setfield(L, -2, "dump");
-    lua_pop(L, 1);
-    /* Protect the string metatable so policies cannot reach the real table. */
+    /* Policies get a copy of the string table whose pattern functions refuse Lua
+     * patterns (see l_plain_only); the string metatable, which serves method calls
+     * such as s:match(), points to that copy and is protected. The bundled modules
+     * captured the real functions while they loaded. */
+    lua_createtable(L, 0, 20);
+    lua_pushnil(L);
+    while (lua_next(L, -3) != 0) {
+        lua_pushvalue(L, -2);
+        lua_insert(L, -2);
+        lua_rawset(L, -4);
+    }
+    for (const char *const *fn = pattern_fns; *fn != NULL; fn++) {
+        lua_getfield(L, -2, *fn);
+        lua_pushstring(L, *fn);
+        lua_pushcclosure(L, l_plain_only, 2);
+        lua_setfield(L, -2, *fn);
+    }
+    /* stack: globals | real string | restricted string <- top */
     lua_pushliteral(L, "");
     lua_getmetatable(L, -1);
+    lua_pushvalue(L, -3);
+    lua_setfield(L, -2, "__index");
     lua_pushliteral(L, "read-only");
     lua_setfield(L, -2, "__metatable");
     lua_pop(L, 2);
+    lua_setfield(L, g, "string");
+    lua_pop(L, 1);
 
     lua_createtable(L, 0, 32);
     copy_fields(L, g, base);
@@ -467,6 +518,38 @@ static void run_chunk(lua_State *L, const struct vm_source *src)
     lua_call(L, 0, 1);
 }
 
+/* A policy file runs its top level under the same limits as an evaluation, so a file
+ * that loops or allocates without end fails to load instead of hanging paved.
+ * vm_new clears the hook when this raises.  [-0, +1, e] */
+static void run_policy_chunk(lua_State *L, struct vm *vm, const struct vm_source *src)
+{
+    vm->instructions = 0;
+    vm->deadline_ns = now_ns() + (uint64_t)vm->lim.timeout_ms * 1000000u;
+    vm->tripped = VM_OK;
+    vm->limit = vm->used + vm->lim.max_memory;
+    vm->in_eval = true;
+    lua_sethook(L, hook, LUA_MASKCOUNT, HOOK_EVERY);
+    run_chunk(L, src);
+    lua_sethook(L, NULL, 0, 0);
+    vm->in_eval = false;
+    vm->limit = LOAD_MEMORY_MAX;
+}
+
+/* The number of the last line of 'src' holding anything. */
+static lua_Integer last_line(const struct vm_source *src)
+{
+    lua_Integer line = 1;
+    lua_Integer last = 1;
+
+    for (size_t i = 0; i < src->len; i++) {
+        if (src->text[i] == '\n')
+            line++;
+        else if (src->text[i] != ' ' && src->text[i] != '\t' && src->text[i] != '\r')
+            last = line;
+    }
+    return last;
+}
+
 static char *field_string(lua_State *L, int t, const char *k, const char *dflt)
 {
     const char *s;
@@ -588,9 +671,10 @@ static int load_cb(lua_State *L)
 
     for (size_t i = 0; i < a->n_policies; i++) {
         lua_getfield(L, e, "register");
-        run_chunk(L, &a->policies[i]);
+        run_policy_chunk(L, vm, &a->policies[i]);
         lua_pushstring(L, a->policies[i].path);
-        lua_call(L, 2, 0);
+        lua_pushinteger(L, last_line(&a->policies[i]));
+        lua_call(L, 3, 0);
     }
     read_policies(L, vm, e);
     lua_pushvalue(L, e);
@@ -626,7 +710,13 @@ pv_status vm_new(struct vm **out, const struct vm_limits *lim, const struct vm_s
     lua_pushlightuserdata(vm->L, &a);
     rc = lua_pcall(vm->L, 1, 0, 1);
     if (rc != LUA_OK) {
-        pv_err_set(err, PV_EPOLICY, "%s", lua_tostring(vm->L, -1));
+        if (rc == LUA_ERRMEM)
+            pv_err_set(err, PV_EPOLICY, "loading the policies: memory limit of %d KiB exceeded",
+                       (int)(vm->lim.max_memory >> 10));
+        else
+            pv_err_set(err, PV_EPOLICY, "%s", lua_tostring(vm->L, -1));
+        lua_sethook(vm->L, NULL, 0, 0);
+        vm->in_eval = false;
         vm_free(vm);
         return PV_EPOLICY;
     }
@@ -913,7 +1003,9 @@ void vm_eval(struct vm *vm, size_t i, struct vm_result *out)
         if (rc == LUA_ERRMEM) {
             /* Lua skips the message handler for memory errors: no position. */
             out->outcome = VM_NOMEM;
-            msg = lua_pushfstring(L, "memory limit of %d KiB exceeded",
+            msg = lua_pushfstring(L, "%s: memory limit of %d KiB exceeded",
+                                  vm->binding_policies[i] != NULL ? vm->binding_policies[i]->file
+                                                                  : "?",
                                   (int)(vm->lim.max_memory >> 10));
         }
         out->error = xstrdup(msg != NULL ? msg : "unknown error");

@@ -27,7 +27,7 @@ local paved = require "paved"
 local get, list, match_any = paved.get, paved.list, paved.match_any
 local type, ipairs, pairs, tostring, tonumber, error = type, ipairs, pairs, tostring, tonumber, error
 local concat, sort, tointeger = table.concat, table.sort, math.tointeger
-local sformat, ssub, smatch = string.format, string.sub, string.match
+local sformat, ssub = string.format, string.sub
 
 local LATEST = 37 -- newest PSA minor version implemented here (v1.37)
 
@@ -841,7 +841,7 @@ local function parse_version(s)
     if s == nil or s == "" or s == "latest" then
         return LATEST, "latest"
     end
-    local minor = type(s) == "string" and smatch(s, "^v?1%.(%d+)$")
+    local minor = type(s) == "string" and paved.regex_match("^v?1\\.(\\d+)$", s)
     if not minor then
         error(sformat("psa: invalid version %q; use \"latest\" or \"v1.<minor>\"", tostring(s)), 0)
     end

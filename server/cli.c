@@ -79,8 +79,7 @@ int cmd_policies(int argc, char **argv)
             fputs(policies_usage, stdout);
             return EXIT_ALLOW;
         } else {
-            fprintf(stderr, "paved policies: unknown argument '%s'\n\n%s", argv[i],
-                    policies_usage);
+            fprintf(stderr, "paved policies: unknown argument '%s'\n\n%s", argv[i], policies_usage);
             return EXIT_USAGE;
         }
     }
@@ -93,7 +92,9 @@ int cmd_policies(int argc, char **argv)
         const struct vm_policy *p = vm_policy_at(e.vm, i);
 
         printf("%-44s %-6s %-5s %s (%s)\n", p->id, p->is_golden_path ? "yes" : "no",
-               p->enforcement == VM_DENY ? "deny" : p->enforcement == VM_WARN ? "warn" : "audit",
+               p->enforcement == VM_DENY   ? "deny"
+               : p->enforcement == VM_WARN ? "warn"
+                                           : "audit",
                p->title, p->file);
     }
     cli_engine_close(&e);

@@ -151,8 +151,8 @@ pv_status input_add_text(struct input_set *set, const char *text, size_t len, co
         int col;
 
         line_col(text, nul, &line, &col);
-        return pv_err_set(err, PV_EPARSE, "%s:%d:%d: NUL byte; a manifest must be UTF-8 text",
-                          name, line, col);
+        return pv_err_set(err, PV_EPARSE, "%s:%d:%d: NUL byte; a manifest must be UTF-8 text", name,
+                          line, col);
     }
     /* A UTF-8 byte order mark carries no content. */
     if (len >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0) {

@@ -508,10 +508,10 @@ struct frame {
     int is_merge;    /* 'key' is the merge key '<<' */
     size_t key_line; /* where 'key' is, for messages */
     size_t key_col;
-    struct strmap keys;       /* mappings: key -> cJSON item already in 'node' */
+    struct strmap keys;          /* mappings: key -> cJSON item already in 'node' */
     struct strmap explicit_keys; /* keys written out in this mapping -> 1 + their line */
-    struct anchor *anchor;    /* borrows, or NULL */
-    unsigned long anchor_seq; /* 'anchor' is ours while anchor->seq equals this */
+    struct anchor *anchor;       /* borrows, or NULL */
+    unsigned long anchor_seq;    /* 'anchor' is ours while anchor->seq equals this */
     size_t nodes_at_open;
     size_t height; /* 1 + the tallest child so far */
 };
@@ -647,9 +647,9 @@ static pv_status insert(struct conv *c, struct frame *f, const char *key, cJSON 
     uintptr_t first = (uintptr_t)map_get(&f->explicit_keys, key);
 
     if (first != 0) {
-        pv_status rc = fail(c, PV_EINVAL, f->key_line, f->key_col,
-                            "mapping key \"%s\" already defined at line %zu", key,
-                            (size_t)(first - 1));
+        pv_status rc =
+            fail(c, PV_EINVAL, f->key_line, f->key_col,
+                 "mapping key \"%s\" already defined at line %zu", key, (size_t)(first - 1));
 
         cJSON_Delete(item);
         return rc;
