@@ -105,6 +105,160 @@ void convert_push_resource(lua_State *L, const cJSON *j)
     }
 }
 
+/* ---- Lua == JSON ---- */
+
+struct same_ctx {
+    char *path;
+    size_t cap;
+};
+
+/* Prefixes 'seg' to the path built so far (the walk records it on the way out). */
+static void path_prepend(struct same_ctx *c, const char *seg)
+{
+    size_t seg_len = strlen(seg);
+    size_t len = strlen(c->path);
+
+    if (seg_len + len + 1 > c->cap)
+        return;
+    memmove(c->path + seg_len, c->path, len + 1);
+    memcpy(c->path, seg, seg_len);
+}
+
+/* 'skip' names a member of 'j' left out of the comparison; 'md' names the child of
+ * 'j' whose own "managedFields" is left out (a resource's metadata). */
+static bool same_value(lua_State *L, int idx, const cJSON *j, int depth, const char *skip,
+                       const cJSON *md, struct same_ctx *c);
+
+static size_t count_keys(lua_State *L, int idx)
+{
+    size_t n = 0;
+
+    lua_pushnil(L);
+    while (lua_next(L, idx) != 0) {
+        lua_pop(L, 1);
+        n++;
+    }
+    return n;
+}
+
+/* Walks the Lua table once with lua_next and finds each key among the JSON members
+ * (objects are small, and this interns no string), then checks that every member
+ * was seen. */
+static bool same_object(lua_State *L, int idx, const cJSON *j, int depth, const char *skip,
+                        const cJSON *md, struct same_ctx *c)
+{
+    size_t n_json = 0;
+    size_t n_lua = 0;
+
+    for (const cJSON *ch = j->child; ch != NULL; ch = ch->next)
+        if (!cJSON_IsNull(ch) && ch->string != NULL &&
+            (skip == NULL || strcmp(ch->string, skip) != 0))
+            n_json++;
+    lua_pushnil(L);
+    while (lua_next(L, idx) != 0) {
+        const cJSON *ch = NULL;
+        size_t klen;
+        const char *k;
+
+        n_lua++;
+        if (lua_type(L, -2) == LUA_TSTRING) {
+            k = lua_tolstring(L, -2, &klen);
+            for (ch = j->child; ch != NULL; ch = ch->next)
+                if (ch->string != NULL && !cJSON_IsNull(ch) && strncmp(ch->string, k, klen) == 0 &&
+                    ch->string[klen] == '\0')
+                    break;
+        }
+        if (ch == NULL || (skip != NULL && strcmp(ch->string, skip) == 0)) {
+            lua_pop(L, 2);
+            path_prepend(c, " (a key was added)");
+            return false;
+        }
+        if (!same_value(L, lua_gettop(L), ch, depth + 1, ch == md ? "managedFields" : NULL, NULL,
+                        c)) {
+            char seg[300];
+
+            lua_pop(L, 2);
+            snprintf(seg, sizeof(seg), ".%s", ch->string);
+            path_prepend(c, seg);
+            return false;
+        }
+        lua_pop(L, 1);
+    }
+    if (n_lua != n_json) {
+        path_prepend(c, " (a key was removed)");
+        return false;
+    }
+    return true;
+}
+
+static bool same_array(lua_State *L, int idx, const cJSON *j, int depth, struct same_ctx *c)
+{
+    lua_Integer i = 0;
+
+    for (const cJSON *ch = j->child; ch != NULL; ch = ch->next) {
+        bool is_same;
+
+        lua_rawgeti(L, idx, ++i);
+        is_same = same_value(L, lua_gettop(L), ch, depth + 1, NULL, NULL, c);
+        lua_pop(L, 1);
+        if (!is_same) {
+            char seg[32];
+
+            snprintf(seg, sizeof(seg), "[%lld]", (long long)i);
+            path_prepend(c, seg);
+            return false;
+        }
+    }
+    if (count_keys(L, idx) != (size_t)i) {
+        path_prepend(c, " (an element was added)");
+        return false;
+    }
+    return true;
+}
+
+static bool same_value(lua_State *L, int idx, const cJSON *j, int depth, const char *skip,
+                       const cJSON *md, struct same_ctx *c)
+{
+    if (depth > CONVERT_MAX_DEPTH || !lua_checkstack(L, 4))
+        return false;
+    if (cJSON_IsObject(j) || cJSON_IsArray(j)) {
+        if (lua_type(L, idx) != LUA_TTABLE)
+            return false;
+        if (lua_getmetatable(L, idx)) {
+            lua_pop(L, 1);
+            path_prepend(c, " (a metatable was set)");
+            return false;
+        }
+        if (cJSON_IsObject(j))
+            return same_object(L, idx, j, depth, skip, md, c);
+        return same_array(L, idx, j, depth, c);
+    }
+    if (cJSON_IsString(j) || cJSON_IsRaw(j)) {
+        size_t len;
+        const char *s;
+
+        if (lua_type(L, idx) != LUA_TSTRING)
+            return false;
+        s = lua_tolstring(L, idx, &len);
+        return len == strlen(j->valuestring) && memcmp(s, j->valuestring, len) == 0;
+    }
+    if (cJSON_IsNumber(j))
+        return lua_type(L, idx) == LUA_TNUMBER && lua_tonumber(L, idx) == j->valuedouble;
+    if (cJSON_IsBool(j))
+        return lua_type(L, idx) == LUA_TBOOLEAN && lua_toboolean(L, idx) == cJSON_IsTrue(j);
+    return lua_type(L, idx) == LUA_TLIGHTUSERDATA && lua_touserdata(L, idx) == convert_null();
+}
+
+bool convert_same(lua_State *L, int idx, const cJSON *j, bool is_resource, char *path, size_t cap)
+{
+    struct same_ctx c = {path, cap};
+    const cJSON *md = is_resource ? cJSON_GetObjectItemCaseSensitive(j, "metadata") : NULL;
+
+    if (cap > 0)
+        path[0] = '\0';
+    return same_value(L, lua_absindex(L, idx), j, 0, NULL, md, &c);
+}
+
 /* ---- Lua -> JSON ---- */
 
 /* The result tree is anchored in a userdata with __gc so that a Lua error part-way

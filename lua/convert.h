@@ -4,6 +4,9 @@
 #ifndef PV_CONVERT_H
 #define PV_CONVERT_H
 
+#include <stdbool.h>
+#include <stddef.h>
+
 #include <lua.h>
 
 #include <cjson/cJSON.h>
@@ -18,6 +21,15 @@ void convert_push(lua_State *L, const cJSON *j);
  * API server's field-ownership bookkeeping, often the largest part of an admission
  * request and never a policy's business.  [-0, +1, e] */
 void convert_push_resource(lua_State *L, const cJSON *j);
+
+/* True when the Lua value at 'idx' is still what convert_push (or, with
+ * 'is_resource', convert_push_resource) made of 'j': same types, keys, lengths and
+ * values, and no metatable set on any table. On a difference, writes its path
+ * relative to the value (".spec.containers[1].image", or "" for the value itself)
+ * into 'path' ('cap' bytes). Never raises; uses at most 3 stack slots per level.
+ * [-0, +0, -] */
+bool convert_same(lua_State *L, int idx, const cJSON *j, bool is_resource, char *path,
+                  size_t cap);
 
 /* The light userdata standing for JSON null inside arrays. */
 void *convert_null(void);

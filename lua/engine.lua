@@ -151,6 +151,16 @@ function E.set_bindings(list)
     bindings = out
 end
 
+-- E.params_of(i) -> the params table binding i hands to its policy.
+function E.params_of(i)
+    return bindings[i].params
+end
+
+-- E.set_params(i, t): replaces them (after a policy changed them).
+function E.set_params(i, t)
+    bindings[i].params = t
+end
+
 -- ---- Scope (Gatekeeper match semantics) ----
 
 local function api_group(obj)

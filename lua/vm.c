@@ -40,10 +40,13 @@ struct vm {
     /* Collector target while a binding runs. */
     struct vm_result *cur;
     /* Registry references. */
-    int ref_eval;      /* engine.eval */
-    int ref_violation; /* the violation collector closure */
-    int ref_msgh;      /* error handler */
-    int ref_inventory; /* shared inventory table, or LUA_NOREF */
+    int ref_eval;                     /* engine.eval */
+    int ref_violation;                /* the violation collector closure */
+    int ref_msgh;                     /* error handler */
+    int ref_inventory;                /* shared inventory table, or LUA_NOREF */
+    int ref_req;                      /* the request's data table (behind the read-only proxy) */
+    const struct pv_request *cur_req; /* borrowed from vm_begin to vm_end */
+    cJSON **params_snap;              /* n_bindings snapshots of the params, NULL where not JSON */
     size_t n_bindings;
     const struct vm_policy **binding_policies; /* n_bindings entries */
     volatile sig_atomic_t is_hooked; /* the count hook is set (also by the timer signal) */
@@ -699,6 +702,7 @@ pv_status vm_new(struct vm **out, const struct vm_limits *lim, const struct vm_s
     vm->lim = lim != NULL ? *lim : default_limits;
     vm->limit = LOAD_MEMORY_MAX;
     vm->ref_eval = vm->ref_violation = vm->ref_msgh = vm->ref_inventory = LUA_NOREF;
+    vm->ref_req = LUA_NOREF;
     vm->L = lua_newstate(l_alloc, vm);
     if (vm->L == NULL) {
         free(vm);
@@ -725,6 +729,14 @@ pv_status vm_new(struct vm **out, const struct vm_limits *lim, const struct vm_s
     return PV_OK;
 }
 
+static void free_snapshots(struct vm *vm)
+{
+    for (size_t i = 0; vm->params_snap != NULL && i < vm->n_bindings; i++)
+        cJSON_Delete(vm->params_snap[i]);
+    free(vm->params_snap);
+    vm->params_snap = NULL;
+}
+
 void vm_free(struct vm *vm)
 {
     if (vm == NULL)
@@ -738,6 +750,7 @@ void vm_free(struct vm *vm)
     }
     free(vm->policies);
     free(vm->binding_policies);
+    free_snapshots(vm);
     free(vm);
 }
 
@@ -804,6 +817,143 @@ static int bind_cb(lua_State *L)
     return 0;
 }
 
+/* ---- Read-only request and params ---- */
+
+static int snapshot_cb(lua_State *L)
+{
+    cJSON **out = lua_touserdata(L, 1);
+
+    lua_getfield(L, LUA_REGISTRYINDEX, "paved.engine");
+    lua_getfield(L, -1, "params_of");
+    lua_pushinteger(L, lua_tointeger(L, 2));
+    lua_call(L, 1, 1);
+    *out = convert_to_json(L, -1);
+    return 0;
+}
+
+/* Records each binding's params as JSON, so vm_unchanged can tell if a policy wrote
+ * to them. Params that are not plain data (a default holding a function) are not
+ * recorded, and so not checked. */
+static void take_snapshots(struct vm *vm)
+{
+    lua_State *L = vm->L;
+
+    vm->params_snap = xcalloc(vm->n_bindings ? vm->n_bindings : 1, sizeof(*vm->params_snap));
+    for (size_t i = 0; i < vm->n_bindings; i++) {
+        lua_pushcfunction(L, snapshot_cb);
+        lua_pushlightuserdata(L, &vm->params_snap[i]);
+        lua_pushinteger(L, (lua_Integer)i + 1);
+        if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
+            vm->params_snap[i] = NULL;
+            lua_pop(L, 1);
+        }
+    }
+}
+
+static int restore_cb(lua_State *L)
+{
+    struct vm *vm = lua_touserdata(L, 1);
+
+    lua_getfield(L, LUA_REGISTRYINDEX, "paved.engine");
+    for (size_t i = 0; i < vm->n_bindings; i++) {
+        if (vm->params_snap[i] == NULL)
+            continue;
+        lua_getfield(L, -1, "set_params");
+        lua_pushinteger(L, (lua_Integer)i + 1);
+        convert_push(L, vm->params_snap[i]);
+        lua_call(L, 2, 0);
+    }
+    return 0;
+}
+
+pv_status vm_restore_params(struct vm *vm, struct pv_err *err)
+{
+    lua_State *L = vm->L;
+    size_t limit = vm->limit;
+    int rc;
+
+    vm->limit = LOAD_MEMORY_MAX;
+    lua_pushcfunction(L, restore_cb);
+    lua_pushlightuserdata(L, vm);
+    rc = lua_pcall(L, 1, 0, 0);
+    vm->limit = limit;
+    if (rc != LUA_OK) {
+        pv_err_set(err, PV_ENOMEM, "cannot restore the bindings' params: %s", lua_tostring(L, -1));
+        lua_settop(L, 0);
+        return PV_ENOMEM;
+    }
+    return PV_OK;
+}
+
+/* Compares field 'k' of the table at the top with 'j' (NULL: must be absent, or an
+ * empty table when 'is_empty_ok'). */
+static bool field_same(lua_State *L, const char *k, const cJSON *j, bool is_resource,
+                       bool is_empty_ok, char *what, size_t cap)
+{
+    char path[256];
+    bool is_same;
+
+    lua_getfield(L, -1, k);
+    if (j == NULL || cJSON_IsNull(j)) {
+        is_same = lua_isnil(L, -1);
+        if (!is_same && is_empty_ok && lua_istable(L, -1) && !lua_getmetatable(L, -1)) {
+            lua_pushnil(L);
+            is_same = lua_next(L, -2) == 0;
+            if (!is_same)
+                lua_pop(L, 2);
+        }
+        path[0] = '\0';
+    } else {
+        is_same = convert_same(L, -1, j, is_resource, path, sizeof(path));
+    }
+    lua_pop(L, 1);
+    if (!is_same)
+        snprintf(what, cap, "req.%s%s", k, path);
+    return is_same;
+}
+
+bool vm_unchanged(struct vm *vm, char *what, size_t cap)
+{
+    lua_State *L = vm->L;
+    const struct pv_request *r = vm->cur_req;
+    bool is_same = true;
+
+    if (r == NULL || vm->ref_req == LUA_NOREF)
+        return true;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_req);
+    is_same =
+        field_same(L, "object", r->object, true, false, what, cap) &&
+        field_same(L, "old_object",
+                   r->old_object != NULL && cJSON_IsObject(r->old_object) ? r->old_object : NULL,
+                   true, false, what, cap) &&
+        field_same(L, "subject", r->subject, false, true, what, cap) &&
+        field_same(L, "user_info", r->user_info, false, true, what, cap) &&
+        (r->inventory == NULL || field_same(L, "inventory", r->inventory, false, true, what, cap));
+    lua_pop(L, 1);
+    if (!is_same)
+        return false;
+    lua_getfield(L, LUA_REGISTRYINDEX, "paved.engine");
+    for (size_t i = 0; i < vm->n_bindings; i++) {
+        char path[256];
+
+        if (vm->params_snap == NULL || vm->params_snap[i] == NULL)
+            continue;
+        lua_getfield(L, -1, "params_of");
+        lua_pushinteger(L, (lua_Integer)i + 1);
+        /* params_of only indexes a table the engine owns: it cannot raise. */
+        if (lua_pcall(L, 1, 1, 0) != LUA_OK ||
+            !convert_same(L, -1, vm->params_snap[i], false, path, sizeof(path))) {
+            snprintf(what, cap, "params of binding %zu%s", i + 1, path);
+            is_same = false;
+        }
+        lua_pop(L, 1);
+        if (!is_same)
+            break;
+    }
+    lua_pop(L, 1);
+    return is_same;
+}
+
 pv_status vm_set_bindings(struct vm *vm, const struct vm_binding *b, size_t n, struct pv_err *err)
 {
     struct bind_args a = {b, n};
@@ -821,7 +971,9 @@ pv_status vm_set_bindings(struct vm *vm, const struct vm_binding *b, size_t n, s
         return PV_EPOLICY;
     }
     lua_settop(L, 0);
+    free_snapshots(vm);
     vm->n_bindings = n;
+    take_snapshots(vm);
     free(vm->binding_policies);
     vm->binding_policies = xcalloc(n ? n : 1, sizeof(*vm->binding_policies));
     for (size_t i = 0; i < n; i++)
@@ -890,6 +1042,11 @@ static int begin_cb(lua_State *L)
         set_json(L, "inventory", r->inventory, true);
     }
     set_json(L, "user_info", r->user_info, true);
+    /* stack: engine | set_request | data <- top. Policies get a read-only proxy of
+     * the data table, so req.namespace = "kube-system" raises at once. */
+    lua_pushvalue(L, -1);
+    vm->ref_req = luaL_ref(L, LUA_REGISTRYINDEX);
+    make_readonly(L);
     lua_call(L, 1, 0);
     return 0;
 }
@@ -936,6 +1093,7 @@ pv_status vm_begin(struct vm *vm, const struct pv_request *req, struct pv_err *e
 
     if (req->object == NULL || !cJSON_IsObject(req->object))
         return pv_err_set(err, PV_EINVAL, "the object under review must be a JSON object");
+    vm->cur_req = req;
     vm->limit = vm->baseline + vm->lim.max_memory;
     vm->deadline_ns = now_ns() + (uint64_t)vm->lim.timeout_ms * 1000000u;
     vm->tripped = VM_OK;
@@ -1023,6 +1181,9 @@ void vm_end(struct vm *vm)
     lua_State *L = vm->L;
 
     grace_stop(vm);
+    luaL_unref(L, LUA_REGISTRYINDEX, vm->ref_req);
+    vm->ref_req = LUA_NOREF;
+    vm->cur_req = NULL;
     lua_getfield(L, LUA_REGISTRYINDEX, "paved.engine");
     lua_getfield(L, -1, "set_request");
     lua_pushnil(L);

@@ -125,6 +125,18 @@ pv_status vm_begin(struct vm *vm, const struct pv_request *req, struct pv_err *e
  * outcome, not an error. */
 void vm_eval(struct vm *vm, size_t i, struct vm_result *out);
 
+/* Policies must treat the request and their params as read-only (`req` itself is a
+ * read-only table; deep writes are caught here). Returns true when the request's
+ * object, old_object, subject, user_info and per-request inventory, and every
+ * binding's params, still equal what was handed in. Otherwise returns false and
+ * writes what changed ("req.object.metadata.labels (a key was added)", "params of
+ * binding 3.repos[1]") into 'what' ('cap' bytes). Call between vm_eval and vm_end. */
+bool vm_unchanged(struct vm *vm, char *what, size_t cap);
+
+/* Puts back every binding's params as vm_set_bindings made them. Returns PV_ENOMEM
+ * with a message when that fails. */
+pv_status vm_restore_params(struct vm *vm, struct pv_err *err);
+
 /* Drops the request table so its memory can be collected. */
 void vm_end(struct vm *vm);
 

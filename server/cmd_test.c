@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "fsutil.h"
+#include "xalloc.h"
 
 #define CASE_FILE_MAX_BYTES ((size_t)64 << 20)
 
@@ -77,6 +78,7 @@ static void run_case(struct run *run, const cJSON *c, const char *where)
     const char *got;
     size_t n;
     bool is_ok;
+    char what[300];
 
     if (policy == NULL || expect == NULL || !cJSON_IsObject(object) ||
         (strcmp(expect, "allow") != 0 && strcmp(expect, "deny") != 0)) {
@@ -119,6 +121,17 @@ static void run_case(struct run *run, const cJSON *c, const char *where)
         return;
     }
     vm_eval(run->e->vm, 0, &r);
+    if (!vm_unchanged(run->e->vm, what, sizeof(what))) {
+        char msg[600];
+
+        snprintf(msg, sizeof(msg),
+                 "the policy changed %s; it must treat the request and "
+                 "its params as read-only",
+                 what);
+        vm_result_fini(&r);
+        r.outcome = VM_ERROR;
+        r.error = xstrdup(msg);
+    }
     vm_end(run->e->vm);
     n = r.n_violations + r.n_dropped;
     if (r.outcome >= VM_ERROR) {

@@ -6,6 +6,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <stdio.h>
+
 #include "xalloc.h"
 
 static uint64_t now_ns(void)
@@ -44,11 +46,46 @@ const char *decide_enforcement_name(enum vm_enforcement e)
     return "?";
 }
 
+/* A policy changed the request or its params: evaluate every binding again, alone,
+ * on a fresh copy of the request, and turn each binding that writes into a policy
+ * error. Costly, and only run when vm_unchanged found a write. */
+static pv_status isolate(struct vm *vm, const struct pv_request *req, struct decision *out,
+                         struct pv_err *err)
+{
+    pv_status rc = vm_restore_params(vm, err);
+
+    for (size_t i = 0; rc == PV_OK && i < out->n_items; i++) {
+        struct decide_item *it = &out->items[i];
+        char what[300];
+
+        vm_result_fini(&it->r);
+        rc = vm_begin(vm, req, err);
+        if (rc)
+            break;
+        vm_eval(vm, i, &it->r);
+        if (!vm_unchanged(vm, what, sizeof(what))) {
+            char msg[600];
+
+            vm_result_fini(&it->r);
+            snprintf(msg, sizeof(msg),
+                     "%s: the policy changed %s; policies must treat the request and their "
+                     "params as read-only (copy what you need to change)",
+                     it->policy->file, what);
+            it->r.outcome = VM_ERROR;
+            it->r.error = xstrdup(msg);
+            rc = vm_restore_params(vm, err);
+        }
+        vm_end(vm);
+    }
+    return rc;
+}
+
 pv_status decide_eval(struct vm *vm, const struct config *cfg, enum cfg_entry entry,
                       const struct pv_request *req, struct decision *out, struct pv_err *err)
 {
     uint64_t t0 = now_ns();
     bool golden_violated = false;
+    char what[300];
     pv_status rc;
 
     memset(out, 0, sizeof(*out));
@@ -59,15 +96,25 @@ pv_status decide_eval(struct vm *vm, const struct config *cfg, enum cfg_entry en
     out->items = xcalloc(cfg->n_bindings ? cfg->n_bindings : 1, sizeof(*out->items));
     for (size_t i = 0; i < cfg->n_bindings; i++) {
         struct decide_item *it = &out->items[out->n_items++];
-        const struct cfg_binding *b = &cfg->bindings[i];
 
-        it->binding = b;
+        it->binding = &cfg->bindings[i];
         it->policy = vm_binding_policy(vm, i);
         PV_ASSERT(it->policy != NULL);
-        it->enforcement = b->enforcement[entry] != CFG_UNSET
-                              ? (enum vm_enforcement)b->enforcement[entry]
-                              : it->policy->enforcement;
         vm_eval(vm, i, &it->r);
+    }
+    if (vm_unchanged(vm, what, sizeof(what))) {
+        vm_end(vm);
+    } else {
+        vm_end(vm);
+        rc = isolate(vm, req, out, err);
+        if (rc)
+            return rc;
+    }
+    for (size_t i = 0; i < out->n_items; i++) {
+        struct decide_item *it = &out->items[i];
+        int e = it->binding->enforcement[entry];
+
+        it->enforcement = e != CFG_UNSET ? (enum vm_enforcement)e : it->policy->enforcement;
         if (it->r.outcome >= VM_ERROR) {
             out->n_errors++;
             it->is_violated = it->policy->is_on_error_deny;
@@ -90,7 +137,6 @@ pv_status decide_eval(struct vm *vm, const struct config *cfg, enum cfg_entry en
         if (it->policy->is_golden_path)
             golden_violated = true;
     }
-    vm_end(vm);
     /* TODO(#4): violations covered by active exceptions lead to DECIDE_EXCEPTION. */
     if (out->n_deny > 0)
         out->path = DECIDE_DENIED;

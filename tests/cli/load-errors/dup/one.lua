@@ -1,0 +1,2 @@
+-- First definition of the id "same".
+return { id = "same", check = function() end }

@@ -1,0 +1,3 @@
+-- Second definition of the id "same".
+
+return { id = "same", check = function() end }

@@ -1,0 +1,2 @@
+-- Returns a string where a policy table belongs.
+return "not a policy"

@@ -1,0 +1,6 @@
+return {
+    id = "syntax",
+    check = function(req)
+        if then
+    end,
+}
