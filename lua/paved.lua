@@ -16,6 +16,8 @@
 --   req.inventory   array of objects already in the cluster (may be empty)
 --   req.user_info   { username=, groups={} } of the requester (may be empty)
 -- violation(fmt, ...) records one violation; its text should say what to change.
+-- req and params are read-only: req raises on assignment, and deeper writes are
+-- detected after the evaluation and make it a policy error.
 
 local c = __paved_c
 local M = {}
