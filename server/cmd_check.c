@@ -9,6 +9,7 @@
 
 #include "decide.h"
 #include "input.h"
+#include "remote.h"
 #include "xalloc.h"
 
 static const char usage[] =
@@ -29,6 +30,11 @@ static const char usage[] =
     "  --explain         show every binding evaluated per object, its result and time\n"
     "  --namespace NS    namespace of objects whose metadata names none\n"
     "  -q, --quiet       text format: print only denied objects and the summary\n"
+    "  --server URL      decide on a paved server (POST URL/v1/decide), recorded in its\n"
+    "                    audit store with source ci; output and exit status as offline\n"
+    "  --token T         API token for --server (default: $PAVED_TOKEN)\n"
+    "  --cacert FILE     CA certificate to trust for --server\n"
+    "  --insecure-http   allow an http:// --server URL\n"
     "  -h, --help        show this help\n"
     "\n"
     "exit status: 0 every object allowed (warnings are printed), 1 any object denied,\n"
@@ -341,6 +347,10 @@ int cmd_check(int argc, char **argv)
         {"explain", no_argument, NULL, 'e'},
         {"namespace", required_argument, NULL, 'n'},
         {"quiet", no_argument, NULL, 'q'},
+        {"server", required_argument, NULL, 'S'},
+        {"token", required_argument, NULL, 'T'},
+        {"cacert", required_argument, NULL, 'A'},
+        {"insecure-http", no_argument, NULL, 'I'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -357,6 +367,11 @@ int cmd_check(int argc, char **argv)
     cJSON *report = NULL;
     cJSON *objs = NULL;
     cJSON *inventory = NULL;
+    const char *server = NULL;
+    const char *token = getenv("PAVED_TOKEN");
+    const char *cacert = NULL;
+    bool is_insecure_http = false;
+    struct remote *remote = NULL;
     int c;
 
     optind = 1;
@@ -389,6 +404,18 @@ int cmd_check(int argc, char **argv)
         case 'q':
             op.is_quiet = true;
             break;
+        case 'S':
+            server = optarg;
+            break;
+        case 'T':
+            token = optarg;
+            break;
+        case 'A':
+            cacert = optarg;
+            break;
+        case 'I':
+            is_insecure_http = true;
+            break;
         case 'h':
             fputs(usage, stdout);
             return EXIT_ALLOW;
@@ -401,7 +428,18 @@ int cmd_check(int argc, char **argv)
         fprintf(stderr, "paved check: no PATH given (use - for standard input)\n\n%s", usage);
         return EXIT_USAGE;
     }
-    if (cli_engine_open(&e, policies, config, true, &err)) {
+    if (server != NULL && (config != NULL || policies != NULL || op.is_explain)) {
+        fprintf(stderr, "paved check: --server decides with the server's bindings: drop --config, "
+                        "--policies and --explain\n");
+        return EXIT_USAGE;
+    }
+    if (server != NULL) {
+        memset(&e, 0, sizeof(e));
+        if (remote_open(&remote, server, token, cacert, is_insecure_http, &err)) {
+            fprintf(stderr, "paved check: %s\n", err.msg);
+            return EXIT_USAGE;
+        }
+    } else if (cli_engine_open(&e, policies, config, true, &err)) {
         fprintf(stderr, "paved check: %s\n", err.msg);
         return EXIT_USAGE;
     }
@@ -417,7 +455,7 @@ int cmd_check(int argc, char **argv)
     inventory = cJSON_CreateArray();
     for (size_t i = 0; i < in.n_objs; i++)
         cJSON_AddItemToArray(inventory, cJSON_CreateObjectReference(in.objs[i].object->child));
-    if (vm_set_inventory(e.vm, inventory, &err)) {
+    if (remote == NULL && vm_set_inventory(e.vm, inventory, &err)) {
         fprintf(stderr, "paved check: error: %s\n", err.msg);
         n_input_errors++;
     }
@@ -435,7 +473,9 @@ int cmd_check(int argc, char **argv)
         const char *ns = str_at(o->object, "metadata", "namespace");
         cJSON *subject = subject_of(o->object);
         struct pv_request req = {0};
+        struct remote_result res = {0};
         struct decision d;
+        pv_status rc;
 
         if (ns == NULL && op.namespace != NULL && kind != NULL && !is_cluster_scoped(kind))
             ns = op.namespace;
@@ -445,7 +485,9 @@ int cmd_check(int argc, char **argv)
         req.namespace = ns;
         req.object = o->object;
         req.subject = subject;
-        if (decide_eval(e.vm, e.cfg, CFG_CI, &req, &d, &err)) {
+        rc = remote != NULL ? remote_decide(remote, o->object, ns, &d, &res, &err)
+                            : decide_eval(e.vm, e.cfg, CFG_CI, &req, &d, &err);
+        if (rc) {
             char origin[600];
 
             origin_of(o, origin, sizeof(origin));
@@ -463,6 +505,7 @@ int cmd_check(int argc, char **argv)
                 print_junit_case(o, ns, &d);
         }
         decision_fini(&d);
+        remote_result_fini(&res);
         cJSON_Delete(subject);
     }
     if (op.format == FMT_TEXT) {
@@ -488,6 +531,7 @@ int cmd_check(int argc, char **argv)
     }
     cJSON_Delete(inventory);
     input_fini(&in);
+    remote_close(remote);
     cli_engine_close(&e);
     if (n_input_errors > 0)
         return EXIT_USAGE;

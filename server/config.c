@@ -6,6 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
 #include "bundle.h"
 #include "fsutil.h"
 #include "xalloc.h"
@@ -221,10 +224,266 @@ static pv_status parse_limits(struct config *cfg, const cJSON *v, struct pv_err 
     return PV_OK;
 }
 
+static pv_status opt_string(const cJSON *sec, const char *k, const char **out, const char *where,
+                            const char *name, struct pv_err *err)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(sec, k);
+
+    if (v == NULL)
+        return PV_OK;
+    if (!cJSON_IsString(v) || v->valuestring[0] == '\0')
+        return pv_err_set(err, PV_ECONFIG, "%s: %s.%s must be a non-empty string", name, where, k);
+    *out = v->valuestring;
+    return PV_OK;
+}
+
+static pv_status opt_int(const cJSON *sec, const char *k, double lo, double hi, double *out,
+                         const char *where, const char *name, struct pv_err *err)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(sec, k);
+
+    if (v == NULL)
+        return PV_OK;
+    if (!cJSON_IsNumber(v) || v->valuedouble < lo || v->valuedouble > hi ||
+        v->valuedouble != (double)(long long)v->valuedouble)
+        return pv_err_set(err, PV_ECONFIG, "%s: %s.%s must be a whole number from %.0f to %.0f",
+                          name, where, k, lo, hi);
+    *out = v->valuedouble;
+    return PV_OK;
+}
+
+static pv_status parse_server(struct config *cfg, const cJSON *v, struct pv_err *err)
+{
+    static const char *const keys[] = {"listen",
+                                       "tls_cert",
+                                       "tls_key",
+                                       "client_ca",
+                                       "insecure_http",
+                                       "threads",
+                                       "max_body_bytes",
+                                       "request_timeout_ms",
+                                       "connection_timeout_s",
+                                       NULL};
+    struct cfg_server *s = &cfg->server;
+    const cJSON *b;
+    double d;
+    pv_status rc;
+
+    if (!cJSON_IsObject(v))
+        return pv_err_set(err, PV_ECONFIG, "%s: server must be a mapping", cfg->name);
+    rc = check_keys(v, keys, "server", cfg->name, err);
+    if (rc == PV_OK)
+        rc = opt_string(v, "listen", &s->listen, "server", cfg->name, err);
+    if (rc == PV_OK)
+        rc = opt_string(v, "tls_cert", &s->tls_cert, "server", cfg->name, err);
+    if (rc == PV_OK)
+        rc = opt_string(v, "tls_key", &s->tls_key, "server", cfg->name, err);
+    if (rc == PV_OK)
+        rc = opt_string(v, "client_ca", &s->client_ca, "server", cfg->name, err);
+    if (rc)
+        return rc;
+    b = cJSON_GetObjectItemCaseSensitive(v, "insecure_http");
+    if (b != NULL && !cJSON_IsBool(b))
+        return pv_err_set(err, PV_ECONFIG, "%s: server.insecure_http must be true or false",
+                          cfg->name);
+    s->is_insecure_http = cJSON_IsTrue(b);
+    d = s->threads;
+    rc = opt_int(v, "threads", 1, 256, &d, "server", cfg->name, err);
+    s->threads = (int)d;
+    d = (double)s->max_body_bytes;
+    if (rc == PV_OK)
+        rc = opt_int(v, "max_body_bytes", 1024, 64 << 20, &d, "server", cfg->name, err);
+    s->max_body_bytes = (size_t)d;
+    d = s->request_timeout_ms;
+    if (rc == PV_OK)
+        rc = opt_int(v, "request_timeout_ms", 100, 60000, &d, "server", cfg->name, err);
+    s->request_timeout_ms = (int)d;
+    d = s->connection_timeout_s;
+    if (rc == PV_OK)
+        rc = opt_int(v, "connection_timeout_s", 1, 3600, &d, "server", cfg->name, err);
+    s->connection_timeout_s = (int)d;
+    return rc;
+}
+
+static pv_status parse_audit(struct config *cfg, const cJSON *v, struct pv_err *err)
+{
+    static const char *const keys[] = {"db", "durability", "queue_max", NULL};
+    const char *dur = NULL;
+    double d = (double)cfg->audit.queue_max;
+    pv_status rc;
+
+    if (!cJSON_IsObject(v))
+        return pv_err_set(err, PV_ECONFIG, "%s: audit must be a mapping", cfg->name);
+    rc = check_keys(v, keys, "audit", cfg->name, err);
+    if (rc == PV_OK)
+        rc = opt_string(v, "db", &cfg->audit.db, "audit", cfg->name, err);
+    if (rc == PV_OK)
+        rc = opt_string(v, "durability", &dur, "audit", cfg->name, err);
+    if (rc == PV_OK)
+        rc = opt_int(v, "queue_max", 1, 1 << 24, &d, "audit", cfg->name, err);
+    if (rc)
+        return rc;
+    cfg->audit.queue_max = (size_t)d;
+    if (dur != NULL && strcmp(dur, "sync") != 0 && strcmp(dur, "async") != 0)
+        return pv_err_set(err, PV_ECONFIG,
+                          "%s: audit.durability must be sync (the answer waits for the commit) "
+                          "or async",
+                          cfg->name);
+    cfg->audit.is_async = dur != NULL && strcmp(dur, "async") == 0;
+    return PV_OK;
+}
+
+const char *config_role_name(enum cfg_role r)
+{
+    switch (r) {
+    case ROLE_ADMIN:
+        return "admin";
+    case ROLE_APPROVER:
+        return "approver";
+    case ROLE_CI:
+        return "ci";
+    case ROLE_READER:
+        return "reader";
+    }
+    return "?";
+}
+
+static void sha256(const void *p, size_t len, unsigned char out[32])
+{
+    unsigned int n = 32;
+
+    PV_ASSERT(EVP_Digest(p, len, out, &n, EVP_sha256(), NULL) == 1);
+}
+
+static int hex_digit(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* tokens: [{name, role, sha256 | file | env}]. A token given in clear (file or env) is
+ * hashed at once and the clear text wiped. */
+static pv_status parse_tokens(struct config *cfg, const cJSON *v, struct pv_err *err)
+{
+    static const char *const keys[] = {"name", "role", "sha256", "file", "env", NULL};
+    static const char *const roles[] = {"admin", "approver", "ci", "reader"};
+    const cJSON *t;
+    size_t i = 0;
+
+    if (!cJSON_IsArray(v))
+        return pv_err_set(err, PV_ECONFIG, "%s: tokens must be a list", cfg->name);
+    cfg->tokens = xcalloc((size_t)cJSON_GetArraySize(v) + 1, sizeof(*cfg->tokens));
+    cJSON_ArrayForEach(t, v)
+    {
+        struct cfg_token *tok = &cfg->tokens[i];
+        char where[32];
+        const char *role = NULL;
+        const char *hex = NULL;
+        const char *file = NULL;
+        const char *env = NULL;
+        int r;
+        pv_status rc;
+
+        snprintf(where, sizeof(where), "tokens[%zu]", i);
+        if (!cJSON_IsObject(t))
+            return pv_err_set(err, PV_ECONFIG, "%s: %s must be a mapping", cfg->name, where);
+        rc = check_keys(t, keys, where, cfg->name, err);
+        if (rc == PV_OK)
+            rc = opt_string(t, "name", &tok->name, where, cfg->name, err);
+        if (rc == PV_OK)
+            rc = opt_string(t, "role", &role, where, cfg->name, err);
+        if (rc == PV_OK)
+            rc = opt_string(t, "sha256", &hex, where, cfg->name, err);
+        if (rc == PV_OK)
+            rc = opt_string(t, "file", &file, where, cfg->name, err);
+        if (rc == PV_OK)
+            rc = opt_string(t, "env", &env, where, cfg->name, err);
+        if (rc)
+            return rc;
+        if (tok->name == NULL)
+            return pv_err_set(err, PV_ECONFIG, "%s: %s needs a name", cfg->name, where);
+        for (r = 0; r < 4; r++)
+            if (role != NULL && strcmp(role, roles[r]) == 0)
+                break;
+        if (r == 4)
+            return pv_err_set(err, PV_ECONFIG,
+                              "%s: %s (%s): role must be admin, approver, ci or reader", cfg->name,
+                              where, tok->name);
+        tok->role = (enum cfg_role)r;
+        if ((hex != NULL) + (file != NULL) + (env != NULL) != 1)
+            return pv_err_set(err, PV_ECONFIG,
+                              "%s: %s (%s): give exactly one of sha256 (hex of the token's "
+                              "SHA-256), file or env",
+                              cfg->name, where, tok->name);
+        if (hex != NULL) {
+            if (strlen(hex) != 64)
+                return pv_err_set(err, PV_ECONFIG, "%s: %s (%s): sha256 must be 64 hex digits",
+                                  cfg->name, where, tok->name);
+            for (int k = 0; k < 32; k++) {
+                int hi = hex_digit(hex[2 * k]);
+                int lo = hex_digit(hex[2 * k + 1]);
+
+                if (hi < 0 || lo < 0)
+                    return pv_err_set(err, PV_ECONFIG, "%s: %s (%s): sha256 is not hex", cfg->name,
+                                      where, tok->name);
+                tok->sha256[k] = (unsigned char)(hi << 4 | lo);
+            }
+        } else {
+            char *secret = NULL;
+            size_t len = 0;
+
+            if (file != NULL) {
+                rc = fs_read_file(file, 4096, &secret, &len, err);
+                if (rc)
+                    return rc;
+            } else {
+                const char *e = getenv(env);
+
+                if (e == NULL || e[0] == '\0')
+                    return pv_err_set(err, PV_ECONFIG,
+                                      "%s: %s (%s): environment variable %s "
+                                      "is not set",
+                                      cfg->name, where, tok->name, env);
+                secret = xstrdup(e);
+                len = strlen(secret);
+            }
+            while (len > 0 && (secret[len - 1] == '\n' || secret[len - 1] == '\r'))
+                len--;
+            sha256(secret, len, tok->sha256);
+            OPENSSL_cleanse(secret, len);
+            free(secret);
+        }
+        i++;
+        cfg->n_tokens = i;
+    }
+    return PV_OK;
+}
+
+const struct cfg_token *config_find_token(const struct config *cfg, const char *presented)
+{
+    unsigned char h[32];
+    const struct cfg_token *found = NULL;
+
+    if (presented == NULL || presented[0] == '\0')
+        return NULL;
+    sha256(presented, strlen(presented), h);
+    /* Every token is compared, so the time does not tell which one matched. */
+    for (size_t i = 0; i < cfg->n_tokens; i++)
+        if (CRYPTO_memcmp(h, cfg->tokens[i].sha256, 32) == 0)
+            found = &cfg->tokens[i];
+    return found;
+}
+
 pv_status config_parse(struct config **out, const char *text, size_t len, const char *name,
                        struct pv_err *err)
 {
-    static const char *const keys[] = {"bindings", "policies_dir", "policy_limits", NULL};
+    static const char *const keys[] = {
+        "bindings", "policies_dir", "policy_limits", "server", "audit", "tokens", NULL};
     struct config *cfg = xcalloc(1, sizeof(*cfg));
     const cJSON *v;
     pv_status rc;
@@ -233,6 +492,12 @@ pv_status config_parse(struct config **out, const char *text, size_t len, const 
     cfg->limits.max_memory = (size_t)32 << 20;
     cfg->limits.max_instructions = 10000000;
     cfg->limits.timeout_ms = 2000;
+    cfg->server.listen = "127.0.0.1:8443";
+    cfg->server.max_body_bytes = (size_t)6 << 20;
+    cfg->server.request_timeout_ms = 10000;
+    cfg->server.connection_timeout_s = 30;
+    cfg->audit.db = "paved.db";
+    cfg->audit.queue_max = 65536;
     rc = yaml_parse_one(text, len, name, &config_yaml_limits, &cfg->root, err);
     if (rc)
         goto fail;
@@ -250,6 +515,24 @@ pv_status config_parse(struct config **out, const char *text, size_t len, const 
             goto fail;
         }
         cfg->policies_dir = v->valuestring;
+    }
+    v = cJSON_GetObjectItemCaseSensitive(cfg->root, "server");
+    if (v != NULL) {
+        rc = parse_server(cfg, v, err);
+        if (rc)
+            goto fail;
+    }
+    v = cJSON_GetObjectItemCaseSensitive(cfg->root, "tokens");
+    if (v != NULL) {
+        rc = parse_tokens(cfg, v, err);
+        if (rc)
+            goto fail;
+    }
+    v = cJSON_GetObjectItemCaseSensitive(cfg->root, "audit");
+    if (v != NULL) {
+        rc = parse_audit(cfg, v, err);
+        if (rc)
+            goto fail;
     }
     v = cJSON_GetObjectItemCaseSensitive(cfg->root, "policy_limits");
     if (v != NULL) {
@@ -318,6 +601,9 @@ void config_free(struct config *cfg)
     if (cfg == NULL)
         return;
     cJSON_Delete(cfg->root);
+    if (cfg->tokens != NULL)
+        OPENSSL_cleanse(cfg->tokens, cfg->n_tokens * sizeof(*cfg->tokens));
+    free(cfg->tokens);
     free(cfg->bindings);
     free(cfg->name);
     free(cfg);

@@ -3,6 +3,8 @@
 #ifndef PV_CONFIG_H
 #define PV_CONFIG_H
 
+#include <stdbool.h>
+
 #include <cjson/cJSON.h>
 
 #include "status.h"
@@ -27,8 +29,46 @@ struct cfg_binding {
     int line;                       /* where the binding starts in the file, if known */
 };
 
+/* The `server:` section (paved serve); flags override each field. */
+struct cfg_server {
+    const char *listen;      /* "host:port", default 127.0.0.1:8443 */
+    const char *tls_cert;    /* PEM files */
+    const char *tls_key;
+    const char *client_ca;
+    bool is_insecure_http;   /* plain HTTP, only when asked for */
+    int threads;             /* worker threads, default 2 x CPUs */
+    size_t max_body_bytes;   /* default 6 MiB */
+    int request_timeout_ms;  /* decision deadline, audit wait included; default 10000 */
+    int connection_timeout_s; /* idle connections are closed after it; default 30 */
+};
+
+/* The `audit:` section. */
+struct cfg_audit {
+    const char *db;          /* SQLite file, default paved.db */
+    bool is_async;           /* durability: async */
+    size_t queue_max;
+};
+
+enum cfg_role {
+    ROLE_ADMIN = 0,
+    ROLE_APPROVER,
+    ROLE_CI,
+    ROLE_READER,
+};
+
+/* An API token: only its SHA-256 is kept. */
+struct cfg_token {
+    const char *name;
+    enum cfg_role role;
+    unsigned char sha256[32];
+};
+
 struct config {
     cJSON *root; /* owns every string and subtree the bindings point into */
+    struct cfg_token *tokens;
+    size_t n_tokens;
+    struct cfg_server server;
+    struct cfg_audit audit;
     char *name;  /* file name, or "<embedded default>" */
     struct cfg_binding *bindings;
     size_t n_bindings;
@@ -53,6 +93,12 @@ void config_free(struct config *cfg);
 
 /* Parses "ci", "admission", "api" (returns CFG_N_ENTRIES for anything else). */
 enum cfg_entry config_entry_parse(const char *s);
+
+/* The token whose hash equals SHA-256('presented'), compared in constant time, or
+ * NULL. */
+const struct cfg_token *config_find_token(const struct config *cfg, const char *presented);
+
+const char *config_role_name(enum cfg_role r);
 
 /* Returns the vm bindings for 'cfg' (caller frees the array with free()). */
 struct vm_binding *config_vm_bindings(const struct config *cfg);

@@ -7,6 +7,11 @@
 #include <string.h>
 
 #include <cjson/cJSON.h>
+#include <curl/curl.h>
+
+#include "cmd_audit.h"
+#include "cmd_certs.h"
+#include "serve.h"
 
 #include "log.h"
 #include "xalloc.h"
@@ -18,9 +23,12 @@ static const char usage[] =
     "records whether they followed the golden path.\n"
     "\n"
     "commands:\n"
-    "  check     decide manifests offline: the CI gate (exit 0 allow, 1 deny, 2 error)\n"
+    "  serve     the HTTPS admission webhook and decision API, with the audit store\n"
+    "  check     decide manifests: the CI gate (exit 0 allow, 1 deny, 2 error)\n"
     "  test      run policy test cases (JSON Lines) against the bundle\n"
     "  policies  list the policies of the bundle\n"
+    "  audit     verify, query and export the audit store\n"
+    "  certs     write a development CA and serving certificate\n"
     "  version   print the version\n"
     "  help      show this help\n"
     "\n"
@@ -49,6 +57,12 @@ int main(int argc, char **argv)
     const char *cmd;
 
     cJSON_InitHooks(&hooks);
+    /* Before any thread starts (STYLE 5). */
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        fputs("paved: cannot initialise libcurl\n", stderr);
+        return 1;
+    }
+    atexit(curl_global_cleanup);
     setup_logging();
     if (argc < 2) {
         fputs(usage, stderr);
@@ -61,6 +75,12 @@ int main(int argc, char **argv)
         return cmd_test(argc - 1, argv + 1);
     if (strcmp(cmd, "policies") == 0)
         return cmd_policies(argc - 1, argv + 1);
+    if (strcmp(cmd, "serve") == 0)
+        return cmd_serve(argc - 1, argv + 1);
+    if (strcmp(cmd, "audit") == 0)
+        return cmd_audit(argc - 1, argv + 1);
+    if (strcmp(cmd, "certs") == 0)
+        return cmd_certs(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("paved %s (Lua 5.4, policies embedded)\n", PAVED_VERSION);
         return EXIT_ALLOW;

@@ -1,0 +1,128 @@
+/* audit/audit.h: the audit store's contract: durable, hash-chained decision records in
+ * SQLite (WAL), written by one group-commit thread, and read back for queries, exports
+ * and chain verification. Nothing outside audit/ sees SQLite. */
+#ifndef PV_AUDIT_H
+#define PV_AUDIT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <cjson/cJSON.h>
+
+#include "status.h"
+
+#define AUDIT_ID_LEN 32 /* "dec-" + 26 chars, NUL included below */
+
+/* One decision, allocated with xcalloc. Every string is owned by the record (NULL allowed
+ * for optional ones; source, kind, team, decision and path are required); violations NULL
+ * is stored as "[]". audit_record_free releases the strings and the record. */
+struct audit_record {
+    char id[AUDIT_ID_LEN + 1]; /* from audit_new_id */
+    int64_t time_ms;           /* Unix epoch milliseconds */
+    char *source;              /* "admission" | "ci" | "api" */
+    char *request_uid;         /* AdmissionReview request.uid, or NULL */
+    char *kind;                /* "deploy" | "provision" | "credential" */
+    char *operation;           /* CREATE | UPDATE | DELETE | CONNECT */
+    char *team;                /* "unknown" when it cannot be determined */
+    char *service;
+    char *namespace;
+    char *resource_kind;
+    char *resource_name;
+    char *actor;               /* userInfo.username, token name, or NULL */
+    char *decision;            /* "allow" | "deny" */
+    char *path;                /* "golden" | "exception" | "off-road" | "denied" */
+    char *violations;          /* JSON array text: [{"binding","policy","enforcement","message"}] */
+    char *bundle_hash;         /* hex SHA-256 of the policy bundle and config */
+    int64_t latency_us;
+    bool is_dry_run;
+};
+
+/* Fills 'out' with a new decision id: "dec-" followed by 26 characters that sort by
+ * time (milliseconds, then randomness from OpenSSL). Thread-safe. */
+void audit_new_id(char out[AUDIT_ID_LEN + 1]);
+
+/* Frees the strings of 'r' and 'r' itself. audit_record_free(NULL) does nothing. */
+void audit_record_free(struct audit_record *r);
+
+struct audit_options {
+    const char *path;     /* SQLite file; created with the schema when missing */
+    bool is_async;        /* audit.durability: async (answer before the commit) */
+    size_t queue_max;     /* records waiting for the writer; default 65536 */
+    uint32_t batch_max;   /* records per transaction; default 256 */
+};
+
+struct audit_stats {
+    size_t queue_depth;
+    uint64_t committed;           /* records committed since open */
+    uint64_t commits;             /* transactions */
+    uint64_t commit_failures;
+    uint64_t commit_latency_us_sum;
+    uint64_t commit_latency_us_buckets[8]; /* <=100us, 250, 500, 1ms, 2.5, 5, 10, +Inf */
+    bool is_writable;             /* the last commit (or the open) succeeded */
+};
+
+struct audit;
+
+/* Opens (creating if needed) the store at opt->path in WAL mode, migrates the schema,
+ * and starts the writer thread (and, off the commit path, the checkpointer). On
+ * success *out is the store (close with audit_close). Returns PV_EIO with SQLite's
+ * message when the file cannot be opened or migrated. */
+pv_status audit_open(struct audit **out, const struct audit_options *opt, struct pv_err *err);
+
+/* Hands 'rec' (takes it, even on failure) to the writer. With sync durability, blocks
+ * until the batch holding it has committed; with async, until it is queued. A full
+ * queue makes the caller wait; past 'deadline_ns' (CLOCK_MONOTONIC) it returns
+ * PV_ETIMEOUT and the record is not written (the caller answers with an error, so
+ * nothing acknowledged is lost); UINT64_MAX waits without limit. Returns PV_EIO when the
+ * commit failed (disk full, read-only file) or the store is closing: the caller must not
+ * report the decision as recorded. Returns PV_EINVAL (a required field missing, an id
+ * not from audit_new_id or already recorded, violations not a JSON array) or
+ * PV_ETOOBIG (strings over 1 MiB together) for a malformed record. Once queued, a sync
+ * submitter waits for its batch whatever the deadline. Thread-safe. */
+pv_status audit_submit(struct audit *a, struct audit_record *rec, uint64_t deadline_ns,
+                       struct pv_err *err);
+
+/* Copies the counters into *out. Thread-safe. */
+void audit_stats(struct audit *a, struct audit_stats *out);
+
+/* Stops accepting records, commits everything queued, stops the threads, closes the
+ * database. audit_close(NULL) does nothing. */
+void audit_close(struct audit *a);
+
+/* ---- Reading (any process; opens the file read-only) ---- */
+
+struct audit_filter {
+    int64_t since_ms;   /* time_ms >= since_ms; 0: no lower bound */
+    int64_t until_ms;   /* time_ms < until_ms; 0: no upper bound */
+    const char *team;   /* NULL: any */
+    const char *service;
+    const char *policy; /* decisions with a violation of this policy id */
+    const char *path;
+    const char *source;
+    size_t limit;       /* 0: 1000 */
+};
+
+/* Returns the matching decisions, newest first, as a JSON array of objects with every
+ * column (violations parsed back into JSON). Caller frees with cJSON_Delete. Returns
+ * PV_EIO / PV_ENOENT with a message on failure. */
+pv_status audit_query(const char *path, const struct audit_filter *f, cJSON **out,
+                      struct pv_err *err);
+
+/* Writes every decision, oldest first, as one JSON object per line to 'out'. */
+pv_status audit_export(const char *path, FILE *out, struct pv_err *err);
+
+struct audit_verify_result {
+    uint64_t rows;         /* rows checked */
+    bool is_ok;
+    int64_t bad_rowid;     /* first row whose hash does not match, or 0 */
+    char bad_id[AUDIT_ID_LEN + 1];
+    char reason[160];
+};
+
+/* Walks the hash chain from the first row: each row's hash must equal
+ * SHA-256(previous row's hash || canonical row). Fills *out; returns PV_OK when the walk
+ * completed (whatever it found), PV_EIO/PV_ENOENT when the file cannot be read. */
+pv_status audit_verify(const char *path, struct audit_verify_result *out, struct pv_err *err);
+
+#endif

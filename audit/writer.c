@@ -1,0 +1,752 @@
+/* audit/writer.c: the single writer of the decision log. Owns the write connection, the
+ * bounded submission queue, the group-commit thread that seals rows into the hash chain,
+ * and the checkpointer thread that keeps WAL checkpoints off the commit path. Also
+ * decision ids. */
+#include "audit.h"
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/rand.h>
+#include <sqlite3.h>
+
+#include "chain.h"
+#include "log.h"
+#include "schema.h"
+#include "xalloc.h"
+
+#define QUEUE_DEFAULT 65536
+#define QUEUE_CEILING (1u << 24)
+#define BATCH_DEFAULT 256
+#define BATCH_CEILING 65536
+#define RECORD_MAX_BYTES (1u << 20) /* all strings of one record together */
+#define CHECKPOINT_EVERY_MS 200
+
+/* A sync submitter waits on its own stack frame until the writer fills it in. */
+struct waiter {
+    pv_status rc;
+    bool is_done;
+    char msg[PV_ERR_MSG_MAX];
+};
+
+struct item {
+    struct audit_record *rec; /* owned by the queue, then by the writer */
+    char *policies;           /* distinct violated policy ids, each NUL-terminated, then "" */
+    struct waiter *w;         /* NULL for async submissions */
+};
+
+struct audit {
+    char *path;
+    bool is_async;
+    uint32_t batch_max;
+
+    /* Writer thread only (after audit_open returned). */
+    sqlite3 *db;
+    sqlite3_stmt *st_begin;
+    sqlite3_stmt *st_commit;
+    sqlite3_stmt *st_rollback;
+    sqlite3_stmt *st_decision;
+    sqlite3_stmt *st_policy;
+    sqlite3_stmt *st_service;
+    char last_hash[CHAIN_HASH_HEX_LEN + 1]; /* hash of the last committed row */
+    int64_t last_rowid;
+    struct item *batch; /* batch_max items */
+
+    /* Checkpointer thread only. */
+    sqlite3 *ckpt_db;
+
+    pthread_t writer;
+    pthread_t checkpointer;
+    bool has_writer;
+    bool has_checkpointer;
+
+    pthread_mutex_t mu;
+    pthread_cond_t not_empty; /* writer waits: a record was queued or closing */
+    pthread_cond_t not_full;  /* submitters wait: the writer took records */
+    pthread_cond_t done;      /* sync submitters wait: a batch finished */
+    pthread_cond_t ckpt_wake; /* checkpointer waits: period elapsed or closing */
+    struct item *ring;        /* guarded by mu */
+    size_t cap;               /* guarded by mu (constant) */
+    size_t head;              /* guarded by mu: index of the oldest queued item */
+    size_t count;             /* guarded by mu */
+    bool is_closing;          /* guarded by mu */
+    struct audit_stats stats; /* guarded by mu */
+};
+
+/* ---- Decision ids ---- */
+
+static pthread_mutex_t id_mu = PTHREAD_MUTEX_INITIALIZER;
+static int64_t id_last_ms;             /* guarded by id_mu */
+static unsigned char id_last_rand[10]; /* guarded by id_mu */
+
+/* Adds one to the 80-bit big-endian 'r'; returns true when it wrapped to zero. */
+static bool rand_increment(unsigned char r[10])
+{
+    for (int i = 9; i >= 0; i--) {
+        if (++r[i] != 0)
+            return false;
+    }
+    return true;
+}
+
+void audit_new_id(char out[AUDIT_ID_LEN + 1])
+{
+    static const char b32[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"; /* Crockford */
+    unsigned char bits[16];                                         /* 48-bit ms, 80 random */
+    struct timespec ts;
+    int64_t ms;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    pthread_mutex_lock(&id_mu);
+    /* Monotonic within the process: in the same (or an earlier) millisecond the random
+     * part counts up, so ids sort in the order they were made. */
+    if (ms > id_last_ms) {
+        id_last_ms = ms;
+        if (RAND_bytes(id_last_rand, sizeof(id_last_rand)) != 1 && rand_increment(id_last_rand))
+            id_last_ms++;
+    } else if (rand_increment(id_last_rand)) {
+        id_last_ms++;
+    }
+    for (int i = 0; i < 6; i++)
+        bits[i] = (unsigned char)((uint64_t)id_last_ms >> (8 * (5 - i)));
+    memcpy(bits + 6, id_last_rand, sizeof(id_last_rand));
+    pthread_mutex_unlock(&id_mu);
+
+    memcpy(out, "dec-", 4);
+    /* 26 characters of 5 bits cover 130 bits: the 128 bits preceded by two zero bits. */
+    for (int c = 0; c < 26; c++) {
+        unsigned v = 0;
+
+        for (int b = 0; b < 5; b++) {
+            int pos = c * 5 + b - 2;
+
+            v <<= 1;
+            if (pos >= 0)
+                v |= (bits[pos / 8] >> (7 - pos % 8)) & 1u;
+        }
+        out[4 + c] = b32[v];
+    }
+    out[30] = '\0';
+}
+
+void audit_record_free(struct audit_record *r)
+{
+    if (r == NULL)
+        return;
+    free(r->source);
+    free(r->request_uid);
+    free(r->kind);
+    free(r->operation);
+    free(r->team);
+    free(r->service);
+    free(r->namespace);
+    free(r->resource_kind);
+    free(r->resource_name);
+    free(r->actor);
+    free(r->decision);
+    free(r->path);
+    free(r->violations);
+    free(r->bundle_hash);
+    free(r);
+}
+
+/* ---- Submission ---- */
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static size_t opt_len(const char *s)
+{
+    return s != NULL ? strlen(s) : 0;
+}
+
+/* Checks what the schema requires of 'r' and extracts the distinct policy ids of its
+ * violations into *policies (returns: caller frees with free()). */
+static pv_status check_record(const struct audit_record *r, char **policies, struct pv_err *err)
+{
+    const char *required[] = {r->source, r->kind, r->team, r->decision, r->path};
+    static const char *const names[] = {"source", "kind", "team", "decision", "path"};
+    size_t total = strlen(r->id);
+    cJSON *v = NULL;
+    const cJSON *el;
+    char *list = NULL;
+    size_t list_len = 0;
+    pv_status rc = PV_OK;
+
+    if (strnlen(r->id, sizeof(r->id)) == sizeof(r->id) || strncmp(r->id, "dec-", 4) != 0 ||
+        total < 5)
+        return pv_err_set(err, PV_EINVAL, "audit: record id \"%.*s\" is not a decision id",
+                          (int)strnlen(r->id, sizeof(r->id)), r->id);
+    for (size_t i = 0; i < sizeof(required) / sizeof(required[0]); i++)
+        if (required[i] == NULL)
+            return pv_err_set(err, PV_EINVAL, "audit: record %s has no %s", r->id, names[i]);
+    total += strlen(r->source) + strlen(r->kind) + strlen(r->team) + strlen(r->decision) +
+             strlen(r->path) + opt_len(r->request_uid) + opt_len(r->operation) +
+             opt_len(r->service) + opt_len(r->namespace) + opt_len(r->resource_kind) +
+             opt_len(r->resource_name) + opt_len(r->actor) + opt_len(r->violations) +
+             opt_len(r->bundle_hash);
+    if (total > RECORD_MAX_BYTES)
+        return pv_err_set(err, PV_ETOOBIG, "audit: record %s is %zu bytes (limit %u)", r->id,
+                          total, RECORD_MAX_BYTES);
+
+    list = xmalloc(1);
+    list[0] = '\0';
+    if (r->violations != NULL) {
+        v = cJSON_ParseWithLength(r->violations, strlen(r->violations));
+        if (v == NULL || !cJSON_IsArray(v)) {
+            rc = pv_err_set(err, PV_EINVAL, "audit: record %s: violations is not a JSON array",
+                            r->id);
+            goto done;
+        }
+        cJSON_ArrayForEach(el, v)
+        {
+            const cJSON *p = cJSON_GetObjectItemCaseSensitive(el, "policy");
+            size_t n;
+            bool is_seen = false;
+
+            if (!cJSON_IsString(p) || p->valuestring[0] == '\0')
+                continue;
+            for (const char *s = list; *s != '\0'; s += strlen(s) + 1)
+                if (strcmp(s, p->valuestring) == 0)
+                    is_seen = true;
+            if (is_seen)
+                continue;
+            n = strlen(p->valuestring) + 1;
+            list = xrealloc(list, list_len + n + 1);
+            memcpy(list + list_len, p->valuestring, n);
+            list_len += n;
+            list[list_len] = '\0';
+        }
+    }
+    *policies = list;
+    list = NULL;
+done:
+    cJSON_Delete(v);
+    free(list);
+    return rc;
+}
+
+static struct timespec to_timespec(uint64_t ns)
+{
+    struct timespec ts;
+
+    ts.tv_sec = (time_t)(ns / 1000000000u);
+    ts.tv_nsec = (long)(ns % 1000000000u);
+    return ts;
+}
+
+pv_status audit_submit(struct audit *a, struct audit_record *rec, uint64_t deadline_ns,
+                       struct pv_err *err)
+{
+    struct waiter w = {PV_OK, false, ""};
+    char *policies = NULL;
+    struct item *it;
+    pv_status rc;
+
+    rc = check_record(rec, &policies, err);
+    if (rc) {
+        audit_record_free(rec);
+        return rc;
+    }
+    pthread_mutex_lock(&a->mu);
+    while (a->count == a->cap && !a->is_closing) {
+        struct timespec ts;
+
+        if (deadline_ns != UINT64_MAX && now_ns() >= deadline_ns) {
+            pthread_mutex_unlock(&a->mu);
+            rc = pv_err_set(err, PV_ETIMEOUT,
+                            "audit: queue full (%zu records) until the deadline; decision %s "
+                            "not recorded",
+                            a->cap, rec->id);
+            goto fail;
+        }
+        if (deadline_ns == UINT64_MAX) {
+            pthread_cond_wait(&a->not_full, &a->mu);
+            continue;
+        }
+        ts = to_timespec(deadline_ns);
+        pthread_cond_timedwait(&a->not_full, &a->mu, &ts);
+    }
+    if (a->is_closing) {
+        pthread_mutex_unlock(&a->mu);
+        rc = pv_err_set(err, PV_EIO, "audit: store is closing; decision %s not recorded",
+                        rec->id);
+        goto fail;
+    }
+    it = &a->ring[(a->head + a->count) % a->cap];
+    it->rec = rec;
+    it->policies = policies;
+    it->w = a->is_async ? NULL : &w;
+    a->count++;
+    a->stats.queue_depth = a->count;
+    pthread_cond_signal(&a->not_empty);
+    if (a->is_async) {
+        pthread_mutex_unlock(&a->mu);
+        return PV_OK;
+    }
+    while (!w.is_done)
+        pthread_cond_wait(&a->done, &a->mu);
+    pthread_mutex_unlock(&a->mu);
+    if (w.rc)
+        return pv_err_set(err, w.rc, "%s", w.msg);
+    return PV_OK;
+fail:
+    free(policies);
+    audit_record_free(rec);
+    return rc;
+}
+
+void audit_stats(struct audit *a, struct audit_stats *out)
+{
+    pthread_mutex_lock(&a->mu);
+    *out = a->stats;
+    pthread_mutex_unlock(&a->mu);
+}
+
+/* ---- Group commit (writer thread) ---- */
+
+static int bind_text(sqlite3_stmt *st, int i, const char *s)
+{
+    if (s == NULL)
+        return sqlite3_bind_null(st, i);
+    return sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
+}
+
+static struct chain_field text_field(const char *s)
+{
+    struct chain_field f = {s, s != NULL ? strlen(s) : 0};
+
+    return f;
+}
+
+/* Inserts one decision as row 'rowid' after 'prev_hash', writing its hash into 'hash'.
+ * Returns PV_EINVAL when the row violates a constraint (a duplicate id: the transaction
+ * goes on without it), PV_EIO for anything else (the transaction is lost). */
+static pv_status insert_one(struct audit *a, const struct item *it, int64_t rowid,
+                            const char *prev_hash, char hash[CHAIN_HASH_HEX_LEN + 1],
+                            struct pv_err *err)
+{
+    const struct audit_record *r = it->rec;
+    const char *violations = r->violations != NULL ? r->violations : "[]";
+    char rowid_s[24], time_s[24], latency_s[24];
+    struct chain_field f[CHAIN_NFIELDS];
+    sqlite3_stmt *st = a->st_decision;
+    int src;
+    pv_status rc;
+
+    snprintf(rowid_s, sizeof(rowid_s), "%" PRId64, rowid);
+    snprintf(time_s, sizeof(time_s), "%" PRId64, r->time_ms);
+    snprintf(latency_s, sizeof(latency_s), "%" PRId64, r->latency_us);
+    f[CHAIN_ROWID] = text_field(rowid_s);
+    f[CHAIN_ID] = text_field(r->id);
+    f[CHAIN_TIME_MS] = text_field(time_s);
+    f[CHAIN_SOURCE] = text_field(r->source);
+    f[CHAIN_REQUEST_UID] = text_field(r->request_uid);
+    f[CHAIN_KIND] = text_field(r->kind);
+    f[CHAIN_OPERATION] = text_field(r->operation);
+    f[CHAIN_TEAM] = text_field(r->team);
+    f[CHAIN_SERVICE] = text_field(r->service);
+    f[CHAIN_NAMESPACE] = text_field(r->namespace);
+    f[CHAIN_RESOURCE_KIND] = text_field(r->resource_kind);
+    f[CHAIN_RESOURCE_NAME] = text_field(r->resource_name);
+    f[CHAIN_ACTOR] = text_field(r->actor);
+    f[CHAIN_DECISION] = text_field(r->decision);
+    f[CHAIN_PATH] = text_field(r->path);
+    f[CHAIN_VIOLATIONS] = text_field(violations);
+    f[CHAIN_BUNDLE_HASH] = text_field(r->bundle_hash);
+    f[CHAIN_LATENCY_US] = text_field(latency_s);
+    f[CHAIN_DRY_RUN] = text_field(r->is_dry_run ? "1" : "0");
+    rc = chain_hash(prev_hash, f, hash, err);
+    if (rc)
+        return rc;
+
+    sqlite3_reset(st);
+    sqlite3_bind_int64(st, 1, rowid);
+    bind_text(st, 2, r->id);
+    sqlite3_bind_int64(st, 3, r->time_ms);
+    bind_text(st, 4, r->source);
+    bind_text(st, 5, r->request_uid);
+    bind_text(st, 6, r->kind);
+    bind_text(st, 7, r->operation);
+    bind_text(st, 8, r->team);
+    bind_text(st, 9, r->service);
+    bind_text(st, 10, r->namespace);
+    bind_text(st, 11, r->resource_kind);
+    bind_text(st, 12, r->resource_name);
+    bind_text(st, 13, r->actor);
+    bind_text(st, 14, r->decision);
+    bind_text(st, 15, r->path);
+    bind_text(st, 16, violations);
+    bind_text(st, 17, r->bundle_hash);
+    sqlite3_bind_int64(st, 18, r->latency_us);
+    sqlite3_bind_int(st, 19, r->is_dry_run ? 1 : 0);
+    bind_text(st, 20, prev_hash);
+    bind_text(st, 21, hash);
+    src = sqlite3_step(st);
+    sqlite3_reset(st);
+    if ((src & 0xff) == SQLITE_CONSTRAINT)
+        return pv_err_set(err, PV_EINVAL, "decision %s not recorded: %s", r->id,
+                          sqlite3_errmsg(a->db));
+    if (src != SQLITE_DONE)
+        return pv_err_set(err, PV_EIO, "insert %s: %s", r->id, sqlite3_errmsg(a->db));
+
+    for (const char *p = it->policies; *p != '\0'; p += strlen(p) + 1) {
+        st = a->st_policy;
+        bind_text(st, 1, p);
+        sqlite3_bind_int64(st, 2, rowid);
+        src = sqlite3_step(st);
+        sqlite3_reset(st);
+        if (src != SQLITE_DONE)
+            return pv_err_set(err, PV_EIO, "insert policies of %s: %s", r->id,
+                              sqlite3_errmsg(a->db));
+    }
+    if (r->service != NULL) {
+        st = a->st_service;
+        bind_text(st, 1, r->team);
+        bind_text(st, 2, r->service);
+        sqlite3_bind_int64(st, 3, r->time_ms);
+        bind_text(st, 4, r->path);
+        bind_text(st, 5, r->id);
+        src = sqlite3_step(st);
+        sqlite3_reset(st);
+        if (src != SQLITE_DONE)
+            return pv_err_set(err, PV_EIO, "insert service of %s: %s", r->id,
+                              sqlite3_errmsg(a->db));
+    }
+    return PV_OK;
+}
+
+static pv_status step_simple(struct audit *a, sqlite3_stmt *st, const char *what,
+                             struct pv_err *err)
+{
+    int src = sqlite3_step(st);
+
+    sqlite3_reset(st);
+    if (src != SQLITE_DONE)
+        return pv_err_set(err, PV_EIO, "%s failed: %s", what, sqlite3_errmsg(a->db));
+    return PV_OK;
+}
+
+/* Writes batch[0..n) in one transaction and fills rcs[i] for each record. The chain
+ * head (last_hash, last_rowid) advances only when the commit succeeded. Returns PV_OK
+ * when the transaction committed, PV_EIO (message in 'err') when it did not. */
+static pv_status commit_batch(struct audit *a, size_t n, pv_status *rcs, struct pv_err *err)
+{
+    char prev[CHAIN_HASH_HEX_LEN + 1];
+    char hash[CHAIN_HASH_HEX_LEN + 1];
+    int64_t rowid = a->last_rowid;
+    struct pv_err row_err;
+    pv_status rc;
+
+    memcpy(prev, a->last_hash, sizeof(prev));
+    rc = step_simple(a, a->st_begin, "BEGIN", err);
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < n; i++) {
+        rcs[i] = insert_one(a, &a->batch[i], rowid + 1, prev, hash, &row_err);
+        if (rcs[i] == PV_EINVAL) {
+            log_msg(LOG_ERROR, "audit", "%s", row_err.msg);
+            continue;
+        }
+        if (rcs[i]) {
+            *err = row_err;
+            rc = PV_EIO;
+            goto fail;
+        }
+        rowid++;
+        memcpy(prev, hash, sizeof(prev));
+    }
+    rc = step_simple(a, a->st_commit, "COMMIT", err);
+    if (rc)
+        goto fail;
+    a->last_rowid = rowid;
+    memcpy(a->last_hash, prev, sizeof(prev));
+    return PV_OK;
+fail:
+    /* A failed COMMIT or an I/O error may have ended the transaction already. */
+    if (!sqlite3_get_autocommit(a->db))
+        step_simple(a, a->st_rollback, "ROLLBACK", NULL);
+    return rc;
+}
+
+static void count_latency(struct audit_stats *s, uint64_t us)
+{
+    static const uint64_t bounds[7] = {100, 250, 500, 1000, 2500, 5000, 10000};
+    int b = 0;
+
+    while (b < 7 && us > bounds[b])
+        b++;
+    s->commit_latency_us_buckets[b]++;
+    s->commit_latency_us_sum += us;
+}
+
+static void *writer_main(void *arg)
+{
+    struct audit *a = arg;
+    pv_status *rcs = xcalloc(a->batch_max, sizeof(*rcs));
+
+    pthread_mutex_lock(&a->mu);
+    for (;;) {
+        struct pv_err err = {PV_OK, ""};
+        size_t n;
+        uint64_t t0;
+        uint64_t us;
+        pv_status rc;
+
+        while (a->count == 0 && !a->is_closing)
+            pthread_cond_wait(&a->not_empty, &a->mu);
+        if (a->count == 0)
+            break; /* closing and drained */
+        n = a->count < a->batch_max ? a->count : a->batch_max;
+        for (size_t i = 0; i < n; i++) {
+            a->batch[i] = a->ring[a->head];
+            a->head = (a->head + 1) % a->cap;
+        }
+        a->count -= n;
+        a->stats.queue_depth = a->count;
+        pthread_cond_broadcast(&a->not_full);
+        pthread_mutex_unlock(&a->mu);
+
+        t0 = now_ns();
+        rc = commit_batch(a, n, rcs, &err);
+        us = (now_ns() - t0) / 1000u;
+        if (rc)
+            log_msg(LOG_ERROR, "audit",
+                    "commit of %zu decisions (first %s) failed, not recorded: %s", n,
+                    a->batch[0].rec->id, err.msg);
+
+        pthread_mutex_lock(&a->mu);
+        a->stats.is_writable = rc == PV_OK;
+        if (rc) {
+            a->stats.commit_failures++;
+        } else {
+            a->stats.commits++;
+            count_latency(&a->stats, us);
+        }
+        for (size_t i = 0; i < n; i++) {
+            struct item *it = &a->batch[i];
+            pv_status irc = rc ? rc : rcs[i];
+
+            if (irc == PV_OK)
+                a->stats.committed++;
+            if (it->w != NULL) {
+                it->w->rc = irc;
+                if (rc)
+                    snprintf(it->w->msg, sizeof(it->w->msg),
+                             "audit: decision %s not recorded: %s", it->rec->id, err.msg);
+                else if (irc)
+                    snprintf(it->w->msg, sizeof(it->w->msg),
+                             "audit: decision %s not recorded: duplicate id", it->rec->id);
+                it->w->is_done = true;
+            }
+            audit_record_free(it->rec);
+            free(it->policies);
+            it->rec = NULL;
+            it->policies = NULL;
+        }
+        pthread_cond_broadcast(&a->done);
+    }
+    pthread_mutex_unlock(&a->mu);
+    free(rcs);
+    return NULL;
+}
+
+/* ---- Checkpoints (checkpointer thread) ---- */
+
+/* Copies WAL pages into the database from its own connection, so the fsync of the
+ * database file never delays a commit. PASSIVE never blocks the writer. */
+static void *checkpointer_main(void *arg)
+{
+    struct audit *a = arg;
+    uint64_t seen = 0;
+
+    pthread_mutex_lock(&a->mu);
+    while (!a->is_closing) {
+        struct timespec ts = to_timespec(now_ns() + CHECKPOINT_EVERY_MS * 1000000ull);
+        uint64_t commits;
+
+        pthread_cond_timedwait(&a->ckpt_wake, &a->mu, &ts);
+        commits = a->stats.commits;
+        if (a->is_closing || commits == seen)
+            continue;
+        seen = commits;
+        pthread_mutex_unlock(&a->mu);
+        if (sqlite3_wal_checkpoint_v2(a->ckpt_db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL) !=
+            SQLITE_OK)
+            log_msg(LOG_DEBUG, "audit", "checkpoint of %s: %s", a->path,
+                    sqlite3_errmsg(a->ckpt_db));
+        pthread_mutex_lock(&a->mu);
+    }
+    pthread_mutex_unlock(&a->mu);
+    return NULL;
+}
+
+/* ---- Lifecycle ---- */
+
+static pv_status prepare(struct audit *a, sqlite3_stmt **st, const char *sql, struct pv_err *err)
+{
+    if (sqlite3_prepare_v3(a->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL) != SQLITE_OK)
+        return pv_err_set(err, PV_EIO, "audit: %s: prepare: %s", a->path, sqlite3_errmsg(a->db));
+    return PV_OK;
+}
+
+/* Reads the chain head (last rowid and hash) from the database. */
+static pv_status load_head(struct audit *a, struct pv_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    pv_status rc = PV_OK;
+    int src;
+
+    rc = prepare(a, &st, "SELECT rowid, hash FROM decisions ORDER BY rowid DESC LIMIT 1", err);
+    if (rc)
+        return rc;
+    src = sqlite3_step(st);
+    if (src == SQLITE_ROW) {
+        const unsigned char *h = sqlite3_column_text(st, 1);
+
+        if (h == NULL || strlen((const char *)h) != CHAIN_HASH_HEX_LEN) {
+            rc = pv_err_set(err, PV_EIO, "audit: %s: the last row's hash is malformed", a->path);
+            goto done;
+        }
+        a->last_rowid = sqlite3_column_int64(st, 0);
+        memcpy(a->last_hash, h, CHAIN_HASH_HEX_LEN + 1);
+    } else if (src == SQLITE_DONE) {
+        a->last_rowid = 0;
+        memcpy(a->last_hash, chain_zero_hash, CHAIN_HASH_HEX_LEN + 1);
+    } else {
+        rc = pv_err_set(err, PV_EIO, "audit: %s: %s", a->path, sqlite3_errmsg(a->db));
+    }
+done:
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static void free_store(struct audit *a)
+{
+    sqlite3_finalize(a->st_begin);
+    sqlite3_finalize(a->st_commit);
+    sqlite3_finalize(a->st_rollback);
+    sqlite3_finalize(a->st_decision);
+    sqlite3_finalize(a->st_policy);
+    sqlite3_finalize(a->st_service);
+    /* The last connection to close checkpoints the WAL and removes it. */
+    sqlite3_close(a->ckpt_db);
+    sqlite3_close(a->db);
+    pthread_mutex_destroy(&a->mu);
+    pthread_cond_destroy(&a->not_empty);
+    pthread_cond_destroy(&a->not_full);
+    pthread_cond_destroy(&a->done);
+    pthread_cond_destroy(&a->ckpt_wake);
+    free(a->ring);
+    free(a->batch);
+    free(a->path);
+    free(a);
+}
+
+pv_status audit_open(struct audit **out, const struct audit_options *opt, struct pv_err *err)
+{
+    struct audit *a;
+    pthread_condattr_t ca;
+    pv_status rc;
+    int e;
+
+    if (opt->path == NULL || opt->path[0] == '\0')
+        return pv_err_set(err, PV_EINVAL, "audit: no database path");
+    if (opt->queue_max > QUEUE_CEILING || opt->batch_max > BATCH_CEILING)
+        return pv_err_set(err, PV_EINVAL, "audit: queue_max (max %u) or batch_max (max %u) too big",
+                          QUEUE_CEILING, BATCH_CEILING);
+    a = xcalloc(1, sizeof(*a));
+    a->path = xstrdup(opt->path);
+    a->is_async = opt->is_async;
+    a->cap = opt->queue_max != 0 ? opt->queue_max : QUEUE_DEFAULT;
+    a->batch_max = opt->batch_max != 0 ? opt->batch_max : BATCH_DEFAULT;
+    a->ring = xcalloc(a->cap, sizeof(*a->ring));
+    a->batch = xcalloc(a->batch_max, sizeof(*a->batch));
+    pthread_mutex_init(&a->mu, NULL);
+    /* Deadlines are CLOCK_MONOTONIC. */
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&a->not_empty, &ca);
+    pthread_cond_init(&a->not_full, &ca);
+    pthread_cond_init(&a->done, &ca);
+    pthread_cond_init(&a->ckpt_wake, &ca);
+    pthread_condattr_destroy(&ca);
+
+    rc = schema_open_rw(&a->db, a->path, true, err);
+    if (rc == PV_OK)
+        rc = schema_open_rw(&a->ckpt_db, a->path, false, err);
+    if (rc == PV_OK)
+        rc = prepare(a, &a->st_begin, "BEGIN IMMEDIATE", err);
+    if (rc == PV_OK)
+        rc = prepare(a, &a->st_commit, "COMMIT", err);
+    if (rc == PV_OK)
+        rc = prepare(a, &a->st_rollback, "ROLLBACK", err);
+    if (rc == PV_OK)
+        rc = prepare(a, &a->st_decision,
+                     "INSERT INTO decisions (" SCHEMA_DECISION_COLUMNS
+                     ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, "
+                     "?15, ?16, ?17, ?18, ?19, ?20, ?21)",
+                     err);
+    if (rc == PV_OK)
+        rc = prepare(a, &a->st_policy,
+                     "INSERT OR IGNORE INTO decision_policies (policy, decision_rowid) "
+                     "VALUES (?1, ?2)",
+                     err);
+    if (rc == PV_OK)
+        rc = prepare(a, &a->st_service,
+                     "INSERT OR IGNORE INTO services (team, service, first_seen_ms, first_path, "
+                     "first_decision_id) VALUES (?1, ?2, ?3, ?4, ?5)",
+                     err);
+    if (rc == PV_OK)
+        rc = load_head(a, err);
+    if (rc)
+        goto fail;
+    a->stats.is_writable = true;
+
+    e = pthread_create(&a->writer, NULL, writer_main, a);
+    if (e != 0) {
+        rc = pv_err_set(err, PV_EIO, "audit: cannot start the writer thread: %s", strerror(e));
+        goto fail;
+    }
+    a->has_writer = true;
+    e = pthread_create(&a->checkpointer, NULL, checkpointer_main, a);
+    if (e != 0) {
+        rc = pv_err_set(err, PV_EIO, "audit: cannot start the checkpointer thread: %s",
+                        strerror(e));
+        goto fail;
+    }
+    a->has_checkpointer = true;
+    log_msg(LOG_INFO, "audit", "opened %s: %" PRId64 " decisions, %s durability", a->path,
+            a->last_rowid, a->is_async ? "async" : "sync");
+    *out = a;
+    return PV_OK;
+fail:
+    audit_close(a);
+    return rc;
+}
+
+void audit_close(struct audit *a)
+{
+    if (a == NULL)
+        return;
+    pthread_mutex_lock(&a->mu);
+    a->is_closing = true;
+    pthread_cond_broadcast(&a->not_empty);
+    pthread_cond_broadcast(&a->not_full);
+    pthread_cond_broadcast(&a->ckpt_wake);
+    pthread_mutex_unlock(&a->mu);
+    if (a->has_writer)
+        pthread_join(a->writer, NULL);
+    if (a->has_checkpointer)
+        pthread_join(a->checkpointer, NULL);
+    free_store(a);
+}

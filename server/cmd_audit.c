@@ -1,0 +1,561 @@
+/* server/cmd_audit.c: `paved audit verify|query|export`: reads the decision log of a
+ * SQLite file (read-only, so beside a running server) and prints it for people or tools. */
+#include "cmd_audit.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "audit.h"
+
+enum {
+    AUDIT_EXIT_OK = 0,
+    AUDIT_EXIT_BAD = 1,
+    AUDIT_EXIT_USAGE = 2,
+};
+
+static const char usage[] =
+    "usage: paved audit COMMAND --db FILE [options]\n"
+    "\n"
+    "Reads the decision log that `paved serve` writes: every admission, CI and API\n"
+    "decision, each row sealed into a SHA-256 hash chain. The file is opened read-only,\n"
+    "so these commands are safe beside a running server.\n"
+    "\n"
+    "commands:\n"
+    "  verify    walk the hash chain and name the first row that does not match\n"
+    "  query     list decisions, newest first, filtered by time, team, service, policy,\n"
+    "            path or source\n"
+    "  export    write every decision, oldest first, as JSON Lines\n"
+    "\n"
+    "Run 'paved audit COMMAND --help' for the options of a command.\n"
+    "exit status: 0 success, 1 verify found a bad row, 2 usage error or unreadable file.\n";
+
+static const char usage_verify[] =
+    "usage: paved audit verify --db FILE\n"
+    "\n"
+    "Walks the decision log from its first row. Each row stores prev_hash, the hash of\n"
+    "the row before it (64 zeros for the first), and hash = SHA-256(prev_hash ||\n"
+    "canonical row), the canonical row covering every other column (audit/chain.c). A\n"
+    "row whose content was edited, a deleted or reordered row, or a rewritten prev_hash\n"
+    "breaks the chain at that row.\n"
+    "\n"
+    "options:\n"
+    "  --db FILE     the SQLite audit database (required)\n"
+    "  -h, --help    show this help\n"
+    "\n"
+    "output: 'chain ok: N rows', or 'chain broken at rowid R (decision ID): REASON'.\n"
+    "A deleted last row leaves no trace in the chain itself: compare the row count with\n"
+    "an earlier export or the server's metrics.\n"
+    "\n"
+    "exit status: 0 the chain is intact, 1 a bad row was found, 2 usage error, missing\n"
+    "or unreadable file.\n"
+    "\n"
+    "example:\n"
+    "  paved audit verify --db /var/lib/paved/paved.db\n";
+
+static const char usage_query[] =
+    "usage: paved audit query --db FILE [filters] [--limit N] [--format table|json]\n"
+    "\n"
+    "Lists decisions, newest first. Filters combine with AND.\n"
+    "\n"
+    "options:\n"
+    "  --db FILE         the SQLite audit database (required)\n"
+    "  --since TIME      decisions at or after TIME\n"
+    "  --until TIME      decisions before TIME\n"
+    "  --team T          decisions of team T\n"
+    "  --service S       decisions of service S\n"
+    "  --policy P        decisions with a violation of policy P (any enforcement)\n"
+    "  --path P          golden, exception, off-road or denied\n"
+    "  --source S        admission, ci or api\n"
+    "  --limit N         at most N decisions (default 1000)\n"
+    "  --format FMT      table (default) or json (an array of objects with every column)\n"
+    "  -h, --help        show this help\n"
+    "\n"
+    "TIME is a duration before now (30d, 12h, 15m, 90s, 2w), a date (2026-11-01, midnight\n"
+    "UTC) or an RFC 3339 timestamp (2026-11-01T08:30:00Z, 2026-11-01T10:30:00+02:00).\n"
+    "\n"
+    "exit status: 0 success (also when nothing matches), 2 usage error, missing or\n"
+    "unreadable file.\n"
+    "\n"
+    "examples:\n"
+    "  paved audit query --db paved.db --since 7d --path off-road\n"
+    "  paved audit query --db paved.db --team payments --policy psa-restricted --format json\n";
+
+static const char usage_export[] =
+    "usage: paved audit export --db FILE [--out FILE]\n"
+    "\n"
+    "Writes every decision, oldest first, as one JSON object per line (JSON Lines) with\n"
+    "every column, including prev_hash and hash, so the chain can be checked elsewhere.\n"
+    "\n"
+    "options:\n"
+    "  --db FILE     the SQLite audit database (required)\n"
+    "  --out FILE    write to FILE (replaced only once the export is complete) instead of\n"
+    "                standard output\n"
+    "  -h, --help    show this help\n"
+    "\n"
+    "exit status: 0 success, 2 usage error, missing or unreadable database, or a failed\n"
+    "write.\n"
+    "\n"
+    "example:\n"
+    "  paved audit export --db paved.db --out decisions-2026-11.jsonl\n";
+
+/* ---- Time arguments ---- */
+
+/* Reads exactly 'n' digits at 's' into *out. */
+static bool digits(const char *s, int n, int *out)
+{
+    int v = 0;
+
+    for (int i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+        v = v * 10 + (s[i] - '0');
+    }
+    *out = v;
+    return true;
+}
+
+/* Parses "YYYY-MM-DD" at 's' (10 characters) into the date fields of *tm. */
+static bool parse_date(const char *s, struct tm *tm)
+{
+    int y, mo, d;
+
+    if (!digits(s, 4, &y) || s[4] != '-' || !digits(s + 5, 2, &mo) || s[7] != '-' ||
+        !digits(s + 8, 2, &d) || mo < 1 || mo > 12 || d < 1 || d > 31)
+        return false;
+    memset(tm, 0, sizeof(*tm));
+    tm->tm_year = y - 1900;
+    tm->tm_mon = mo - 1;
+    tm->tm_mday = d;
+    return true;
+}
+
+/* timegm, refusing dates that do not exist (2026-02-30). */
+static bool to_epoch(struct tm *tm, int64_t *out)
+{
+    struct tm check;
+    struct tm want = *tm;
+    time_t t = timegm(tm);
+
+    if (gmtime_r(&t, &check) == NULL || check.tm_mday != want.tm_mday ||
+        check.tm_mon != want.tm_mon || check.tm_year != want.tm_year)
+        return false;
+    *out = (int64_t)t;
+    return true;
+}
+
+/* Parses a --since/--until value (see usage_query) into Unix milliseconds. */
+static bool parse_time(const char *s, int64_t now_ms, int64_t *out)
+{
+    size_t len = strlen(s);
+    struct tm tm;
+    int64_t secs;
+    int64_t ms = 0;
+    const char *p;
+
+    if (len >= 2 && strchr("smhdw", s[len - 1]) != NULL && s[0] >= '0' && s[0] <= '9') {
+        static const int64_t unit_ms[] = {1000, 60000, 3600000, 86400000, 604800000};
+        char *end = NULL;
+        long long n = strtoll(s, &end, 10);
+
+        if (end != s + len - 1 || n < 0 || n > 100000000)
+            return false;
+        *out = now_ms - n * unit_ms[strchr("smhdw", s[len - 1]) - "smhdw"];
+        return true;
+    }
+    if (len < 10 || !parse_date(s, &tm))
+        return false;
+    if (len == 10) {
+        if (!to_epoch(&tm, &secs))
+            return false;
+        *out = secs * 1000;
+        return true;
+    }
+    /* RFC 3339: date 'T' HH:MM:SS [.fraction] ('Z' | ('+'|'-') HH:MM) */
+    p = s + 10;
+    if ((*p != 'T' && *p != 't' && *p != ' ') || !digits(p + 1, 2, &tm.tm_hour) || p[3] != ':' ||
+        !digits(p + 4, 2, &tm.tm_min) || p[6] != ':' || !digits(p + 7, 2, &tm.tm_sec) ||
+        tm.tm_hour > 23 || tm.tm_min > 59 || tm.tm_sec > 60)
+        return false;
+    p += 9;
+    if (*p == '.') {
+        int scale = 100;
+
+        p++;
+        if (*p < '0' || *p > '9')
+            return false;
+        for (; *p >= '0' && *p <= '9'; p++) {
+            ms += (*p - '0') * scale;
+            scale /= 10;
+        }
+    }
+    if (!to_epoch(&tm, &secs))
+        return false;
+    if ((*p == 'Z' || *p == 'z') && p[1] == '\0') {
+        *out = secs * 1000 + ms;
+        return true;
+    }
+    if (*p == '+' || *p == '-') {
+        int oh, om;
+        int64_t off;
+
+        if (!digits(p + 1, 2, &oh) || p[3] != ':' || !digits(p + 4, 2, &om) || p[6] != '\0' ||
+            oh > 23 || om > 59)
+            return false;
+        off = ((int64_t)oh * 3600 + om * 60) * (*p == '+' ? 1 : -1);
+        *out = (secs - off) * 1000 + ms;
+        return true;
+    }
+    return false;
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- Output ---- */
+
+static void format_time(int64_t ms, char *buf, size_t cap)
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+
+    if (gmtime_r(&t, &tm) == NULL || strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+        snprintf(buf, cap, "%" PRId64, ms);
+}
+
+static const char *str_field(const cJSON *o, const char *name)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+
+    return cJSON_IsString(v) ? v->valuestring : "-";
+}
+
+/* Comma-joined policy ids of the violations of 'o' into 'buf'. */
+static void policy_list(const cJSON *o, char *buf, size_t cap)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "violations");
+    const cJSON *el;
+    size_t len = 0;
+
+    buf[0] = '\0';
+    cJSON_ArrayForEach(el, v)
+    {
+        const cJSON *p = cJSON_GetObjectItemCaseSensitive(el, "policy");
+        int n;
+
+        if (!cJSON_IsString(p) || strstr(buf, p->valuestring) != NULL)
+            continue;
+        n = snprintf(buf + len, cap - len, "%s%s", len ? "," : "", p->valuestring);
+        if (n < 0 || (size_t)n >= cap - len) {
+            buf[len] = '\0';
+            return;
+        }
+        len += (size_t)n;
+    }
+    if (len == 0)
+        snprintf(buf, cap, "-");
+}
+
+static void print_table(const cJSON *arr)
+{
+    static const char fmt[] = "%-20s  %-30s  %-10s  %-14s  %-18s  %-8s  %-9s  %s\n";
+    const cJSON *o;
+
+    printf(fmt, "TIME", "DECISION ID", "SOURCE", "TEAM", "SERVICE", "DECISION", "PATH",
+           "POLICIES");
+    cJSON_ArrayForEach(o, arr)
+    {
+        const cJSON *t = cJSON_GetObjectItemCaseSensitive(o, "time_ms");
+        char when[40];
+        char policies[512];
+
+        format_time(cJSON_IsNumber(t) ? (int64_t)t->valuedouble : 0, when, sizeof(when));
+        policy_list(o, policies, sizeof(policies));
+        printf(fmt, when, str_field(o, "id"), str_field(o, "source"), str_field(o, "team"),
+               str_field(o, "service"), str_field(o, "decision"), str_field(o, "path"),
+               policies);
+    }
+}
+
+/* ---- Commands ---- */
+
+static int fail_usage(const char *cmd, const char *msg, const char *arg)
+{
+    fprintf(stderr, "paved audit %s: %s%s%s\nRun 'paved audit %s --help' for usage.\n", cmd, msg,
+            arg ? ": " : "", arg ? arg : "", cmd);
+    return AUDIT_EXIT_USAGE;
+}
+
+static int fail_err(const char *cmd, const struct pv_err *err)
+{
+    fprintf(stderr, "paved audit %s: %s\n", cmd, err->msg);
+    return AUDIT_EXIT_USAGE;
+}
+
+enum {
+    OPT_DB = 256,
+    OPT_SINCE,
+    OPT_UNTIL,
+    OPT_TEAM,
+    OPT_SERVICE,
+    OPT_POLICY,
+    OPT_PATH,
+    OPT_SOURCE,
+    OPT_LIMIT,
+    OPT_FORMAT,
+    OPT_OUT,
+};
+
+static int run_verify(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"db", required_argument, NULL, OPT_DB},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    struct audit_verify_result res;
+    struct pv_err err = {PV_OK, ""};
+    const char *db = NULL;
+    int c;
+
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        switch (c) {
+        case OPT_DB:
+            db = optarg;
+            break;
+        case 'h':
+            fputs(usage_verify, stdout);
+            return AUDIT_EXIT_OK;
+        default:
+            return fail_usage("verify", "unknown option", argv[optind - 1]);
+        }
+    }
+    if (optind < argc)
+        return fail_usage("verify", "unexpected argument", argv[optind]);
+    if (db == NULL)
+        return fail_usage("verify", "--db FILE is required", NULL);
+    if (audit_verify(db, &res, &err))
+        return fail_err("verify", &err);
+    if (res.is_ok) {
+        printf("chain ok: %" PRIu64 " rows\n", res.rows);
+        return AUDIT_EXIT_OK;
+    }
+    printf("chain broken at rowid %" PRId64 " (decision %s): %s\n", res.bad_rowid, res.bad_id,
+           res.reason);
+    printf("%" PRIu64 " rows checked; rows before rowid %" PRId64 " are intact\n", res.rows,
+           res.bad_rowid);
+    return AUDIT_EXIT_BAD;
+}
+
+static int run_query(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"db", required_argument, NULL, OPT_DB},
+        {"since", required_argument, NULL, OPT_SINCE},
+        {"until", required_argument, NULL, OPT_UNTIL},
+        {"team", required_argument, NULL, OPT_TEAM},
+        {"service", required_argument, NULL, OPT_SERVICE},
+        {"policy", required_argument, NULL, OPT_POLICY},
+        {"path", required_argument, NULL, OPT_PATH},
+        {"source", required_argument, NULL, OPT_SOURCE},
+        {"limit", required_argument, NULL, OPT_LIMIT},
+        {"format", required_argument, NULL, OPT_FORMAT},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    struct audit_filter f;
+    struct pv_err err = {PV_OK, ""};
+    const char *db = NULL;
+    bool is_json = false;
+    int64_t now = now_ms();
+    cJSON *rows = NULL;
+    char *end = NULL;
+    long long n;
+    int c;
+
+    memset(&f, 0, sizeof(f));
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        switch (c) {
+        case OPT_DB:
+            db = optarg;
+            break;
+        case OPT_SINCE:
+            if (!parse_time(optarg, now, &f.since_ms))
+                return fail_usage("query", "--since: not a duration, date or RFC 3339 time",
+                                  optarg);
+            break;
+        case OPT_UNTIL:
+            if (!parse_time(optarg, now, &f.until_ms))
+                return fail_usage("query", "--until: not a duration, date or RFC 3339 time",
+                                  optarg);
+            if (f.until_ms == 0)
+                f.until_ms = -1; /* 0 means "no bound": before the epoch matches nothing */
+            break;
+        case OPT_TEAM:
+            f.team = optarg;
+            break;
+        case OPT_SERVICE:
+            f.service = optarg;
+            break;
+        case OPT_POLICY:
+            f.policy = optarg;
+            break;
+        case OPT_PATH:
+            if (strcmp(optarg, "golden") != 0 && strcmp(optarg, "exception") != 0 &&
+                strcmp(optarg, "off-road") != 0 && strcmp(optarg, "denied") != 0)
+                return fail_usage("query", "--path: expected golden, exception, off-road or denied",
+                                  optarg);
+            f.path = optarg;
+            break;
+        case OPT_SOURCE:
+            f.source = optarg;
+            break;
+        case OPT_LIMIT:
+            n = strtoll(optarg, &end, 10);
+            if (end == optarg || *end != '\0' || n < 1 || n > 10000000)
+                return fail_usage("query", "--limit: expected a number from 1 to 10000000",
+                                  optarg);
+            f.limit = (size_t)n;
+            break;
+        case OPT_FORMAT:
+            if (strcmp(optarg, "json") == 0)
+                is_json = true;
+            else if (strcmp(optarg, "table") == 0)
+                is_json = false;
+            else
+                return fail_usage("query", "--format: expected table or json", optarg);
+            break;
+        case 'h':
+            fputs(usage_query, stdout);
+            return AUDIT_EXIT_OK;
+        default:
+            return fail_usage("query", "unknown option or missing value", argv[optind - 1]);
+        }
+    }
+    if (optind < argc)
+        return fail_usage("query", "unexpected argument", argv[optind]);
+    if (db == NULL)
+        return fail_usage("query", "--db FILE is required", NULL);
+    if (f.since_ms != 0 && f.until_ms != 0 && f.until_ms <= f.since_ms)
+        return fail_usage("query", "--until must be later than --since", NULL);
+    if (audit_query(db, &f, &rows, &err))
+        return fail_err("query", &err);
+    if (is_json) {
+        char *s = cJSON_Print(rows);
+
+        if (s != NULL)
+            printf("%s\n", s);
+        cJSON_free(s);
+    } else {
+        print_table(rows);
+    }
+    cJSON_Delete(rows);
+    return AUDIT_EXIT_OK;
+}
+
+static int run_export(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"db", required_argument, NULL, OPT_DB},
+        {"out", required_argument, NULL, OPT_OUT},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    struct pv_err err = {PV_OK, ""};
+    const char *db = NULL;
+    const char *out_path = NULL;
+    char tmp[4096];
+    FILE *out = stdout;
+    int c;
+
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        switch (c) {
+        case OPT_DB:
+            db = optarg;
+            break;
+        case OPT_OUT:
+            out_path = optarg;
+            break;
+        case 'h':
+            fputs(usage_export, stdout);
+            return AUDIT_EXIT_OK;
+        default:
+            return fail_usage("export", "unknown option or missing value", argv[optind - 1]);
+        }
+    }
+    if (optind < argc)
+        return fail_usage("export", "unexpected argument", argv[optind]);
+    if (db == NULL)
+        return fail_usage("export", "--db FILE is required", NULL);
+    if (out_path != NULL) {
+        /* Written beside the target and renamed, so a failed export leaves no half file. */
+        int n = snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", out_path, (long)getpid());
+
+        if (n < 0 || (size_t)n >= sizeof(tmp))
+            return fail_usage("export", "--out: path too long", NULL);
+        out = fopen(tmp, "w");
+        if (out == NULL) {
+            fprintf(stderr, "paved audit export: cannot write %s: %s\n", out_path,
+                    strerror(errno));
+            return AUDIT_EXIT_USAGE;
+        }
+    }
+    if (audit_export(db, out, &err)) {
+        if (out != stdout) {
+            fclose(out);
+            remove(tmp);
+        }
+        return fail_err("export", &err);
+    }
+    if (out != stdout) {
+        if (fclose(out) != 0 || rename(tmp, out_path) != 0) {
+            fprintf(stderr, "paved audit export: cannot write %s: %s\n", out_path,
+                    strerror(errno));
+            remove(tmp);
+            return AUDIT_EXIT_USAGE;
+        }
+    }
+    return AUDIT_EXIT_OK;
+}
+
+int cmd_audit(int argc, char **argv)
+{
+    const char *sub;
+
+    if (argc < 2) {
+        fputs(usage, stderr);
+        return AUDIT_EXIT_USAGE;
+    }
+    sub = argv[1];
+    if (strcmp(sub, "verify") == 0)
+        return run_verify(argc - 1, argv + 1);
+    if (strcmp(sub, "query") == 0)
+        return run_query(argc - 1, argv + 1);
+    if (strcmp(sub, "export") == 0)
+        return run_export(argc - 1, argv + 1);
+    if (strcmp(sub, "help") == 0 || strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0) {
+        fputs(usage, stdout);
+        return AUDIT_EXIT_OK;
+    }
+    fprintf(stderr, "paved audit: unknown command '%s'\n\n%s", sub, usage);
+    return AUDIT_EXIT_USAGE;
+}

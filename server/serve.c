@@ -1,0 +1,1122 @@
+/* server/serve.c: `paved serve`. Owns the libmicrohttpd daemon (TLS, limits, routing),
+ * the current snapshot (config + bundle, swapped whole on reload), one vm per worker
+ * thread, the audit store handle, and the request handlers. */
+#include "serve.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <microhttpd.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#include "admission.h"
+#include "audit.h"
+#include "cli.h"
+#include "decide.h"
+#include "fsutil.h"
+#include "log.h"
+#include "xalloc.h"
+
+#define TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
+#define PEM_MAX_BYTES ((size_t)1 << 20)
+
+static const char usage[] =
+    "usage: paved serve [options]\n"
+    "\n"
+    "Serves the admission webhook and the decision API over HTTPS. Every decision is\n"
+    "committed to the audit store before its answer is sent.\n"
+    "\n"
+    "endpoints:\n"
+    "  POST /k8s/validate   AdmissionReview admission.k8s.io/v1 (no token)\n"
+    "  POST /v1/decide      {\"kind\": \"deploy\", \"object\": {...}} (token: ci or admin)\n"
+    "  GET  /healthz        the process is up\n"
+    "  GET  /readyz         policies loaded and the audit store writable\n"
+    "  GET  /metrics        Prometheus text\n"
+    "\n"
+    "options (each overrides the config file):\n"
+    "  --config FILE       paved.yaml: bindings, server:, audit: (see README)\n"
+    "  --listen HOST:PORT  default 127.0.0.1:8443\n"
+    "  --tls-cert FILE     PEM serving certificate (paved certs writes one)\n"
+    "  --tls-key FILE      PEM private key of the certificate\n"
+    "  --insecure-http     plain HTTP instead of TLS (tests and local debugging only)\n"
+    "  --db FILE           SQLite audit store, default paved.db\n"
+    "  --policies DIR      load the policies of DIR instead of the shipped bundle\n"
+    "  --threads N         worker threads, default 2 x CPUs\n"
+    "  -h, --help          show this help\n"
+    "\n"
+    "Reloads the config and the policies on SIGHUP and when their files change (the\n"
+    "listen address, TLS files and audit store are read once); a bundle that fails to\n"
+    "load is rejected and the last good one keeps serving. Stops on SIGINT or SIGTERM\n"
+    "after finishing the requests in flight and committing every queued audit record.\n";
+
+/* ---- Snapshot: what a request decides with ---- */
+
+struct snapshot {
+    atomic_int refs;
+    uint64_t gen;
+    struct cli_engine e; /* cfg + bundle; e.vm unused (each thread has its own) */
+    struct vm_binding *bindings;
+    char bundle_hash[65];
+};
+
+struct server {
+    pthread_mutex_t mu;
+    struct snapshot *snap; /* guarded by mu */
+    struct audit *audit;
+    const struct cfg_server *opts; /* of the first snapshot: listening does not reload */
+    /* Counters for /metrics. */
+    atomic_ulong n_allowed;
+    atomic_ulong n_denied;
+    atomic_ulong n_errors;
+    atomic_ulong n_by_path[4];
+    atomic_ulong latency_buckets[10];
+    atomic_ulong latency_us_sum;
+    atomic_ulong n_requests;
+    atomic_ulong n_reloads_ok;
+    atomic_ulong n_reloads_failed;
+    /* What reload() rebuilds from. */
+    const char *config_path;
+    const char *policies_dir;
+};
+
+static const double latency_bounds_ms[9] = {0.1, 0.25, 0.5, 1, 2.5, 5, 10, 50, 250};
+
+static void snapshot_release(struct snapshot *s)
+{
+    if (s == NULL || atomic_fetch_sub(&s->refs, 1) != 1)
+        return;
+    free(s->bindings);
+    cli_engine_close(&s->e);
+    free(s);
+}
+
+static struct snapshot *snapshot_acquire(struct server *srv)
+{
+    struct snapshot *s;
+
+    pthread_mutex_lock(&srv->mu);
+    s = srv->snap;
+    atomic_fetch_add(&s->refs, 1);
+    pthread_mutex_unlock(&srv->mu);
+    return s;
+}
+
+static void bundle_digest(const struct snapshot *s, char out[65])
+{
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    char *cfg_text = cJSON_PrintUnformatted(s->e.cfg->root);
+
+    PV_ASSERT(ctx != NULL);
+    EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
+    for (size_t i = 0; i < s->e.bundle.n_policies; i++) {
+        EVP_DigestUpdate(ctx, s->e.bundle.policies[i].path, strlen(s->e.bundle.policies[i].path));
+        EVP_DigestUpdate(ctx, s->e.bundle.policies[i].text, s->e.bundle.policies[i].len);
+    }
+    if (cfg_text != NULL)
+        EVP_DigestUpdate(ctx, cfg_text, strlen(cfg_text));
+    EVP_DigestFinal_ex(ctx, md, &len);
+    EVP_MD_CTX_free(ctx);
+    free(cfg_text);
+    for (unsigned int i = 0; i < len && i < 32; i++)
+        snprintf(out + 2 * i, 3, "%02x", md[i]);
+}
+
+/* ---- One vm per worker thread ---- */
+
+static pthread_key_t vm_key;
+static pthread_once_t vm_key_once = PTHREAD_ONCE_INIT;
+
+struct thread_vm {
+    struct vm *vm;
+    uint64_t gen;
+};
+
+static void thread_vm_free(void *p)
+{
+    struct thread_vm *t = p;
+
+    vm_free(t->vm);
+    free(t);
+}
+
+static void make_vm_key(void)
+{
+    PV_ASSERT(pthread_key_create(&vm_key, thread_vm_free) == 0);
+}
+
+/* The calling thread's vm for 'snap', built on first use and after a reload. */
+static struct vm *thread_vm(struct snapshot *snap, struct pv_err *err)
+{
+    struct thread_vm *t;
+
+    pthread_once(&vm_key_once, make_vm_key);
+    t = pthread_getspecific(vm_key);
+    if (t == NULL) {
+        t = xcalloc(1, sizeof(*t));
+        pthread_setspecific(vm_key, t);
+    }
+    if (t->vm != NULL && t->gen == snap->gen)
+        return t->vm;
+    vm_free(t->vm);
+    t->vm = NULL;
+    if (vm_new(&t->vm, &snap->e.cfg->limits, snap->e.bundle.modules, snap->e.bundle.n_modules,
+               snap->e.bundle.policies, snap->e.bundle.n_policies, err) ||
+        vm_set_bindings(t->vm, snap->bindings, snap->e.cfg->n_bindings, err)) {
+        vm_free(t->vm);
+        t->vm = NULL;
+        return NULL;
+    }
+    t->gen = snap->gen;
+    return t->vm;
+}
+
+/* ---- Requests ---- */
+
+struct req_ctx {
+    char *body;
+    size_t len;
+    size_t cap;
+    bool is_too_big;
+};
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static enum MHD_Result respond(struct MHD_Connection *c, unsigned int status, const char *type,
+                               char *body)
+{
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
+    enum MHD_Result ret;
+
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+    ret = MHD_queue_response(c, status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+/* A JSON error body {"error": msg}. */
+static enum MHD_Result respond_error(struct MHD_Connection *c, unsigned int status, const char *msg)
+{
+    cJSON *j = cJSON_CreateObject();
+    char *text;
+
+    cJSON_AddStringToObject(j, "error", msg);
+    text = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    return respond(c, status, "application/json", text);
+}
+
+static const char *str_at(const cJSON *o, const char *a, const char *b)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, a);
+
+    if (b != NULL)
+        v = cJSON_GetObjectItemCaseSensitive(v, b);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static char *dup_or_null(const char *s)
+{
+    return s != NULL ? xstrdup(s) : NULL;
+}
+
+/* The violations of a decision as the audit's JSON text. */
+static char *violations_json(const struct decision *d)
+{
+    cJSON *arr = cJSON_CreateArray();
+    char *text;
+
+    for (size_t i = 0; i < d->n_items; i++) {
+        const struct decide_item *it = &d->items[i];
+
+        if (!it->is_violated && it->r.outcome < VM_ERROR)
+            continue;
+        if (it->r.outcome >= VM_ERROR) {
+            cJSON *v = cJSON_CreateObject();
+
+            cJSON_AddStringToObject(v, "binding", it->binding->id);
+            cJSON_AddStringToObject(v, "policy", it->policy->id);
+            cJSON_AddStringToObject(v, "enforcement",
+                                    it->is_violated ? decide_enforcement_name(it->enforcement)
+                                                    : "error");
+            cJSON_AddStringToObject(v, "message", it->r.error);
+            cJSON_AddItemToArray(arr, v);
+            continue;
+        }
+        for (size_t k = 0; k < it->r.n_violations; k++) {
+            cJSON *v = cJSON_CreateObject();
+
+            cJSON_AddStringToObject(v, "binding", it->binding->id);
+            cJSON_AddStringToObject(v, "policy", it->policy->id);
+            cJSON_AddStringToObject(v, "enforcement", decide_enforcement_name(it->enforcement));
+            cJSON_AddStringToObject(v, "message", it->r.violations[k]);
+            cJSON_AddItemToArray(arr, v);
+        }
+    }
+    text = cJSON_PrintUnformatted(arr);
+    cJSON_Delete(arr);
+    return text;
+}
+
+/* Appends "binding: message" lines of the given enforcement to a growable text. */
+static void collect(const struct decision *d, enum vm_enforcement enf, char ***out, size_t *n)
+{
+    for (size_t i = 0; i < d->n_items; i++) {
+        const struct decide_item *it = &d->items[i];
+        char line[1200];
+
+        if (!it->is_violated || it->enforcement != enf)
+            continue;
+        if (it->r.outcome >= VM_ERROR) {
+            snprintf(line, sizeof(line), "%s: policy error: %s", it->binding->id, it->r.error);
+            *out = xrealloc(*out, (*n + 1) * sizeof(**out));
+            (*out)[(*n)++] = xstrdup(line);
+            continue;
+        }
+        for (size_t k = 0; k < it->r.n_violations; k++) {
+            snprintf(line, sizeof(line), "%s (%s): %s", it->binding->id, it->policy->id,
+                     it->r.violations[k]);
+            *out = xrealloc(*out, (*n + 1) * sizeof(**out));
+            (*out)[(*n)++] = xstrdup(line);
+        }
+    }
+}
+
+static void free_lines(char **lines, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(lines[i]);
+    free(lines);
+}
+
+static void observe(struct server *srv, const struct decision *d, uint64_t t0)
+{
+    uint64_t us = (now_ns() - t0) / 1000;
+    size_t b = 0;
+
+    while (b < 9 && (double)us / 1000.0 > latency_bounds_ms[b])
+        b++;
+    atomic_fetch_add(&srv->latency_buckets[b], 1);
+    atomic_fetch_add(&srv->latency_us_sum, us);
+    atomic_fetch_add(d->is_allowed ? &srv->n_allowed : &srv->n_denied, 1);
+    atomic_fetch_add(&srv->n_by_path[d->path], 1);
+}
+
+/* What the audit record says beyond the decision itself. Borrowed strings. */
+struct record_meta {
+    const char *source;
+    const char *request_uid;
+    const char *kind;
+    const char *actor;
+    const char *name;
+};
+
+/* Builds the subject of DESIGN.md from the object's labels (caller frees). */
+static cJSON *subject_of(const cJSON *obj, const char *name, const char *actor)
+{
+    const cJSON *labels = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(obj, "metadata"), "labels");
+    const char *team = str_at(labels, "team", NULL);
+    const char *service = str_at(labels, "app.kubernetes.io/name", NULL);
+    cJSON *subject = cJSON_CreateObject();
+
+    if (service == NULL)
+        service = str_at(labels, "service", NULL);
+    if (service == NULL)
+        service = name != NULL ? name : str_at(obj, "metadata", "name");
+    cJSON_AddStringToObject(subject, "team", team != NULL ? team : "unknown");
+    if (service != NULL)
+        cJSON_AddStringToObject(subject, "service", service);
+    if (actor != NULL)
+        cJSON_AddStringToObject(subject, "actor", actor);
+    return subject;
+}
+
+/* Decides 'req' (req->object may be NULL: nothing to decide, allowed) and commits the
+ * record before returning. On PV_OK *d holds the decision (release with decision_fini)
+ * and 'id' its decision id. On failure nothing was recorded and the caller must not
+ * answer as if it had decided; 'err' says why. */
+static pv_status decide_and_record(struct server *srv, struct snapshot *snap, enum cfg_entry entry,
+                                   const struct pv_request *req, const struct record_meta *m,
+                                   uint64_t t0, struct decision *d, char id[AUDIT_ID_LEN + 1],
+                                   struct pv_err *err)
+{
+    struct audit_record *rec;
+    struct vm *vm;
+    pv_status st = PV_OK;
+
+    memset(d, 0, sizeof(*d));
+    if (req->object == NULL) {
+        d->is_allowed = true;
+        d->path = DECIDE_GOLDEN;
+    } else {
+        vm = thread_vm(snap, err);
+        st = vm == NULL ? PV_EPOLICY : decide_eval(vm, snap->e.cfg, entry, req, d, err);
+        if (st) {
+            decision_fini(d);
+            return st;
+        }
+    }
+    rec = xcalloc(1, sizeof(*rec));
+    audit_new_id(rec->id);
+    memcpy(id, rec->id, sizeof(rec->id));
+    rec->time_ms = wall_ms();
+    rec->source = xstrdup(m->source);
+    rec->request_uid = dup_or_null(m->request_uid);
+    rec->kind = xstrdup(m->kind);
+    rec->operation = xstrdup(req->operation != NULL ? req->operation : "CREATE");
+    rec->team = xstrdup(req->subject != NULL && str_at(req->subject, "team", NULL) != NULL
+                            ? str_at(req->subject, "team", NULL)
+                            : "unknown");
+    rec->service = dup_or_null(req->subject != NULL ? str_at(req->subject, "service", NULL) : NULL);
+    rec->namespace = dup_or_null(req->namespace);
+    rec->resource_kind =
+        dup_or_null(req->object != NULL ? str_at(req->object, "kind", NULL) : NULL);
+    rec->resource_name = dup_or_null(
+        m->name != NULL ? m->name
+                        : (req->object != NULL ? str_at(req->object, "metadata", "name") : NULL));
+    rec->actor = dup_or_null(m->actor);
+    rec->decision = xstrdup(d->is_allowed ? "allow" : "deny");
+    rec->path = xstrdup(decide_path_name(d->path));
+    rec->violations = violations_json(d);
+    rec->bundle_hash = xstrdup(snap->bundle_hash);
+    rec->latency_us = (int64_t)((now_ns() - t0) / 1000);
+    rec->is_dry_run = req->is_dry_run;
+    st = audit_submit(srv->audit, rec,
+                      t0 + (uint64_t)snap->e.cfg->server.request_timeout_ms * 1000000u, err);
+    if (st) {
+        log_msg(LOG_ERROR, "serve", "uid=%s decision=%s audit failed: %s",
+                m->request_uid != NULL ? m->request_uid : "-", id, err->msg);
+        decision_fini(d);
+        return st;
+    }
+    observe(srv, d, t0);
+    log_msg(LOG_INFO, "decide", "uid=%s decision=%s source=%s allowed=%s path=%s us=%llu",
+            m->request_uid != NULL ? m->request_uid : "-", id, m->source,
+            d->is_allowed ? "true" : "false", decide_path_name(d->path),
+            (unsigned long long)((now_ns() - t0) / 1000));
+    return PV_OK;
+}
+
+/* POST /k8s/validate */
+static enum MHD_Result handle_validate(struct server *srv, struct MHD_Connection *c,
+                                       struct req_ctx *rc)
+{
+    uint64_t t0 = now_ns();
+    struct pv_err err = {0};
+    struct admission_req ar;
+    struct admission_resp resp = {0};
+    struct snapshot *snap;
+    struct decision d;
+    struct pv_request req;
+    struct record_meta meta;
+    cJSON *review = cJSON_ParseWithLength(rc->body, rc->len);
+    cJSON *subject = NULL;
+    char id[AUDIT_ID_LEN + 1];
+    char **deny = NULL;
+    char **warn = NULL;
+    size_t n_deny = 0;
+    size_t n_warn = 0;
+    char message[4096] = "";
+    enum MHD_Result ret;
+
+    if (review == NULL)
+        return respond_error(c, MHD_HTTP_BAD_REQUEST,
+                             "the body is not valid JSON (or nests deeper than 1000 levels)");
+    if (admission_decode(review, &ar, &err)) {
+        if (ar.uid == NULL) {
+            cJSON_Delete(review);
+            return respond_error(c, MHD_HTTP_BAD_REQUEST, err.msg);
+        }
+        resp.uid = ar.uid;
+        resp.status_code = 400;
+        resp.message = err.msg;
+        ret = respond(c, MHD_HTTP_OK, "application/json", admission_response_json(&resp));
+        cJSON_Delete(review);
+        return ret;
+    }
+    snap = snapshot_acquire(srv);
+    if (ar.object != NULL)
+        subject = subject_of(ar.object, ar.name, ar.username);
+    admission_to_request(&ar, subject, &req);
+    meta.source = "admission";
+    meta.request_uid = ar.uid;
+    meta.kind = "deploy";
+    meta.actor = ar.username;
+    meta.name = ar.name;
+    resp.uid = ar.uid;
+    resp.api_version = ar.api_version;
+    if (decide_and_record(srv, snap, CFG_ADMISSION, &req, &meta, t0, &d, id, &err)) {
+        /* Not recorded, so not decided: the API server applies its failurePolicy. */
+        atomic_fetch_add(&srv->n_errors, 1);
+        resp.status_code = 500;
+        resp.message = err.msg;
+    } else {
+        size_t len = 0;
+
+        collect(&d, VM_DENY, &deny, &n_deny);
+        collect(&d, VM_WARN, &warn, &n_warn);
+        resp.is_allowed = d.is_allowed;
+        resp.decision_id = id;
+        resp.path = decide_path_name(d.path);
+        for (size_t i = 0; i < n_deny && len + 4 < sizeof(message); i++)
+            len += (size_t)snprintf(message + len, sizeof(message) - len, "%s%s", i > 0 ? "; " : "",
+                                    deny[i]);
+        if (n_deny > 0)
+            resp.message = message;
+        resp.warnings = (const char *const *)warn;
+        resp.n_warnings = n_warn;
+        decision_fini(&d);
+    }
+    ret = respond(c, MHD_HTTP_OK, "application/json", admission_response_json(&resp));
+    free_lines(deny, n_deny);
+    free_lines(warn, n_warn);
+    cJSON_Delete(subject);
+    cJSON_Delete(review);
+    snapshot_release(snap);
+    return ret;
+}
+
+/* The token of the request, or NULL after answering 401/403. */
+static const struct cfg_token *authorize(struct MHD_Connection *c, const struct config *cfg,
+                                         const enum cfg_role *roles, size_t n_roles,
+                                         enum MHD_Result *ret)
+{
+    const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+    const struct cfg_token *t;
+
+    if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0) {
+        *ret = respond_error(c, MHD_HTTP_UNAUTHORIZED,
+                             "this endpoint needs an API token: Authorization: Bearer TOKEN");
+        return NULL;
+    }
+    t = config_find_token(cfg, h + 7);
+    if (t == NULL) {
+        *ret = respond_error(c, MHD_HTTP_UNAUTHORIZED, "unknown API token");
+        return NULL;
+    }
+    for (size_t i = 0; i < n_roles; i++)
+        if (t->role == roles[i])
+            return t;
+    {
+        char msg[160];
+
+        snprintf(msg, sizeof(msg), "token %s has the role %s, which may not use this endpoint",
+                 t->name, config_role_name(t->role));
+        *ret = respond_error(c, MHD_HTTP_FORBIDDEN, msg);
+    }
+    return NULL;
+}
+
+/* The violations and policy errors of 'd' for an API answer. */
+static void add_findings(cJSON *out, const struct decision *d)
+{
+    cJSON *v = cJSON_AddArrayToObject(out, "violations");
+    cJSON *e = cJSON_AddArrayToObject(out, "errors");
+
+    for (size_t i = 0; i < d->n_items; i++) {
+        const struct decide_item *it = &d->items[i];
+
+        if (it->r.outcome >= VM_ERROR) {
+            cJSON *x = cJSON_CreateObject();
+
+            cJSON_AddStringToObject(x, "binding", it->binding->id);
+            cJSON_AddStringToObject(x, "policy", it->policy->id);
+            cJSON_AddStringToObject(x, "message", it->r.error);
+            cJSON_AddBoolToObject(x, "denies", it->is_violated);
+            cJSON_AddItemToArray(e, x);
+            continue;
+        }
+        if (!it->is_violated)
+            continue;
+        for (size_t k = 0; k < it->r.n_violations; k++) {
+            cJSON *x = cJSON_CreateObject();
+
+            cJSON_AddStringToObject(x, "binding", it->binding->id);
+            cJSON_AddStringToObject(x, "policy", it->policy->id);
+            cJSON_AddStringToObject(x, "title", it->policy->title);
+            cJSON_AddStringToObject(x, "enforcement", decide_enforcement_name(it->enforcement));
+            cJSON_AddStringToObject(x, "message", it->r.violations[k]);
+            cJSON_AddItemToArray(v, x);
+        }
+    }
+}
+
+/* POST /v1/decide: {"kind": "deploy"|"provision", "object": {...}, "namespace": "...",
+ * "operation": "CREATE"} with a ci or admin token. */
+static enum MHD_Result handle_decide(struct server *srv, struct MHD_Connection *c,
+                                     struct req_ctx *rc)
+{
+    static const enum cfg_role roles[] = {ROLE_CI, ROLE_ADMIN};
+    uint64_t t0 = now_ns();
+    struct snapshot *snap = snapshot_acquire(srv);
+    enum MHD_Result ret = MHD_NO;
+    const struct cfg_token *tok = authorize(c, snap->e.cfg, roles, 2, &ret);
+    struct pv_err err = {0};
+    struct pv_request req = {0};
+    struct record_meta meta = {0};
+    struct decision d;
+    char id[AUDIT_ID_LEN + 1];
+    cJSON *body = NULL;
+    cJSON *subject = NULL;
+    cJSON *out;
+    const cJSON *obj;
+    const char *kind;
+    const char *ns;
+
+    if (tok == NULL)
+        goto done;
+    body = cJSON_ParseWithLength(rc->body, rc->len);
+    kind = str_at(body, "kind", NULL);
+    obj = cJSON_GetObjectItemCaseSensitive(body, "object");
+    if (!cJSON_IsObject(body) || !cJSON_IsObject(obj) || kind == NULL ||
+        (strcmp(kind, "deploy") != 0 && strcmp(kind, "provision") != 0)) {
+        ret = respond_error(c, MHD_HTTP_BAD_REQUEST,
+                            "send {\"kind\": \"deploy\"|\"provision\", \"object\": {...}, "
+                            "\"namespace\": optional}");
+        goto done;
+    }
+    ns = str_at(body, "namespace", NULL);
+    subject = subject_of(obj, NULL, tok->name);
+    req.kind = kind;
+    req.operation =
+        str_at(body, "operation", NULL) != NULL ? str_at(body, "operation", NULL) : "CREATE";
+    req.source = tok->role == ROLE_CI ? "ci" : "api";
+    req.namespace =
+        str_at(obj, "metadata", "namespace") != NULL ? str_at(obj, "metadata", "namespace") : ns;
+    req.object = obj;
+    req.subject = subject;
+    meta.source = req.source;
+    meta.kind = kind;
+    meta.actor = tok->name;
+    if (decide_and_record(srv, snap, tok->role == ROLE_CI ? CFG_CI : CFG_API, &req, &meta, t0, &d,
+                          id, &err)) {
+        atomic_fetch_add(&srv->n_errors, 1);
+        ret = respond_error(
+            c, err.code == PV_EINVAL ? MHD_HTTP_BAD_REQUEST : MHD_HTTP_INTERNAL_SERVER_ERROR,
+            err.msg);
+        goto done;
+    }
+    out = cJSON_CreateObject();
+    cJSON_AddStringToObject(out, "decision_id", id);
+    cJSON_AddBoolToObject(out, "allowed", d.is_allowed);
+    cJSON_AddStringToObject(out, "path", decide_path_name(d.path));
+    add_findings(out, &d);
+    decision_fini(&d);
+    ret = respond(c, MHD_HTTP_OK, "application/json", cJSON_PrintUnformatted(out));
+    cJSON_Delete(out);
+done:
+    cJSON_Delete(subject);
+    cJSON_Delete(body);
+    snapshot_release(snap);
+    return ret;
+}
+
+static enum MHD_Result handle_metrics(struct server *srv, struct MHD_Connection *c)
+{
+    static const char *const paths[] = {"golden", "exception", "off-road", "denied"};
+    struct audit_stats st;
+    size_t cap = 8192;
+    size_t len = 0;
+    char *b = xmalloc(cap);
+    unsigned long cum = 0;
+
+    audit_stats(srv->audit, &st);
+#define OUT(...) len += (size_t)snprintf(b + len, cap - len, __VA_ARGS__)
+    OUT("# HELP paved_decisions_total Decisions by outcome.\n# TYPE paved_decisions_total "
+        "counter\n");
+    OUT("paved_decisions_total{outcome=\"allow\"} %lu\n", atomic_load(&srv->n_allowed));
+    OUT("paved_decisions_total{outcome=\"deny\"} %lu\n", atomic_load(&srv->n_denied));
+    OUT("paved_decisions_total{outcome=\"error\"} %lu\n", atomic_load(&srv->n_errors));
+    OUT("# HELP paved_decisions_by_path_total Decisions by path.\n"
+        "# TYPE paved_decisions_by_path_total counter\n");
+    for (int i = 0; i < 4; i++)
+        OUT("paved_decisions_by_path_total{path=\"%s\"} %lu\n", paths[i],
+            atomic_load(&srv->n_by_path[i]));
+    OUT("# HELP paved_decision_seconds Time to decide and record.\n"
+        "# TYPE paved_decision_seconds histogram\n");
+    for (int i = 0; i < 9; i++) {
+        cum += atomic_load(&srv->latency_buckets[i]);
+        OUT("paved_decision_seconds_bucket{le=\"%g\"} %lu\n", latency_bounds_ms[i] / 1000.0, cum);
+    }
+    cum += atomic_load(&srv->latency_buckets[9]);
+    OUT("paved_decision_seconds_bucket{le=\"+Inf\"} %lu\n", cum);
+    OUT("paved_decision_seconds_sum %g\n", (double)atomic_load(&srv->latency_us_sum) / 1e6);
+    OUT("paved_decision_seconds_count %lu\n", cum);
+    OUT("# HELP paved_audit_queue_depth Records waiting for the writer.\n"
+        "# TYPE paved_audit_queue_depth gauge\npaved_audit_queue_depth %zu\n",
+        st.queue_depth);
+    OUT("# TYPE paved_audit_committed_total counter\npaved_audit_committed_total %llu\n",
+        (unsigned long long)st.committed);
+    OUT("# TYPE paved_audit_commit_failures_total counter\n"
+        "paved_audit_commit_failures_total %llu\n",
+        (unsigned long long)st.commit_failures);
+    OUT("# TYPE paved_audit_writable gauge\npaved_audit_writable %d\n", st.is_writable ? 1 : 0);
+    OUT("# HELP paved_reloads_total Config and policy reloads.\n# TYPE paved_reloads_total "
+        "counter\n");
+    OUT("paved_reloads_total{result=\"ok\"} %lu\n", atomic_load(&srv->n_reloads_ok));
+    OUT("paved_reloads_total{result=\"rejected\"} %lu\n", atomic_load(&srv->n_reloads_failed));
+#undef OUT
+    return respond(c, MHD_HTTP_OK, "text/plain; version=0.0.4", b);
+}
+
+static enum MHD_Result dispatch(struct server *srv, struct MHD_Connection *c, const char *url,
+                                const char *method, struct req_ctx *rc)
+{
+    bool is_get = strcmp(method, "GET") == 0;
+    bool is_post = strcmp(method, "POST") == 0;
+
+    if (rc->is_too_big)
+        return respond_error(c, MHD_HTTP_CONTENT_TOO_LARGE, "the body exceeds the size limit");
+    if (strcmp(url, "/healthz") == 0) {
+        if (!is_get)
+            return respond_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "use GET");
+        return respond(c, MHD_HTTP_OK, "application/json", xstrdup("{\"status\":\"ok\"}"));
+    }
+    if (strcmp(url, "/readyz") == 0) {
+        struct audit_stats st;
+
+        if (!is_get)
+            return respond_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "use GET");
+        audit_stats(srv->audit, &st);
+        if (!st.is_writable)
+            return respond_error(c, MHD_HTTP_SERVICE_UNAVAILABLE,
+                                 "the audit store is not writable");
+        return respond(c, MHD_HTTP_OK, "application/json", xstrdup("{\"status\":\"ready\"}"));
+    }
+    if (strcmp(url, "/metrics") == 0) {
+        if (!is_get)
+            return respond_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "use GET");
+        return handle_metrics(srv, c);
+    }
+    if (strcmp(url, "/v1/decide") == 0) {
+        if (!is_post)
+            return respond_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "use POST");
+        return handle_decide(srv, c, rc);
+    }
+    if (strcmp(url, "/k8s/validate") == 0) {
+        const char *ct;
+
+        if (!is_post)
+            return respond_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "use POST");
+        ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+        if (ct == NULL || strncmp(ct, "application/json", 16) != 0)
+            return respond_error(c, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE,
+                                 "send Content-Type: application/json");
+        return handle_validate(srv, c, rc);
+    }
+    return respond_error(c, MHD_HTTP_NOT_FOUND, "no such endpoint");
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **req_cls)
+{
+    struct server *srv = cls;
+    struct req_ctx *rc = *req_cls;
+
+    (void)version;
+    if (rc == NULL) {
+        rc = xcalloc(1, sizeof(*rc));
+        *req_cls = rc;
+        return MHD_YES;
+    }
+    if (*upload_data_size > 0) {
+        size_t max = srv->opts->max_body_bytes;
+
+        if (!rc->is_too_big && rc->len + *upload_data_size <= max) {
+            if (rc->len + *upload_data_size + 1 > rc->cap) {
+                rc->cap = rc->len + *upload_data_size + 1 > rc->cap * 2
+                              ? rc->len + *upload_data_size + 1
+                              : rc->cap * 2;
+                rc->body = xrealloc(rc->body, rc->cap);
+            }
+            memcpy(rc->body + rc->len, upload_data, *upload_data_size);
+            rc->len += *upload_data_size;
+            rc->body[rc->len] = '\0';
+        } else {
+            /* Keep reading (and dropping) so the client gets the 413 answer. */
+            rc->is_too_big = true;
+        }
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    atomic_fetch_add(&srv->n_requests, 1);
+    if (rc->body == NULL)
+        rc->body = xstrdup("");
+    return dispatch(srv, c, url, method, rc);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    struct req_ctx *rc = *req_cls;
+
+    (void)cls;
+    (void)c;
+    (void)toe;
+    if (rc != NULL) {
+        free(rc->body);
+        free(rc);
+    }
+    *req_cls = NULL;
+}
+
+/* ---- Reload ---- */
+
+/* Builds a snapshot from the config and policies (compiling every policy and binding
+ * them once, so a bundle that would fail never serves), then swaps it in. Requests in
+ * flight keep the snapshot they started with. */
+static pv_status reload(struct server *srv, struct pv_err *err)
+{
+    struct snapshot *snap = xcalloc(1, sizeof(*snap));
+    struct snapshot *old;
+    pv_status rc = cli_engine_open(&snap->e, srv->policies_dir, srv->config_path, true, err);
+
+    if (rc) {
+        free(snap);
+        atomic_fetch_add(&srv->n_reloads_failed, 1);
+        return rc;
+    }
+    vm_free(snap->e.vm);
+    snap->e.vm = NULL;
+    snap->bindings = config_vm_bindings(snap->e.cfg);
+    atomic_init(&snap->refs, 1);
+    bundle_digest(snap, snap->bundle_hash);
+    pthread_mutex_lock(&srv->mu);
+    old = srv->snap;
+    snap->gen = old->gen + 1;
+    srv->snap = snap;
+    pthread_mutex_unlock(&srv->mu);
+    snapshot_release(old);
+    atomic_fetch_add(&srv->n_reloads_ok, 1);
+    return PV_OK;
+}
+
+/* A cheap fingerprint of the config file and the policy directory: names, sizes and
+ * modification times. A change triggers a reload. */
+static unsigned long long sources_fingerprint(const char *config, const char *dir)
+{
+    unsigned long long h = 1469598103934665603ull;
+    struct stat st;
+    char **names = NULL;
+    size_t n = 0;
+
+    if (config != NULL && stat(config, &st) == 0)
+        h = (h ^ (unsigned long long)st.st_mtim.tv_sec ^ (unsigned long long)st.st_mtim.tv_nsec ^
+             (unsigned long long)st.st_size) *
+            1099511628211ull;
+    if (dir != NULL && fs_list_dir(dir, &names, &n, NULL) == PV_OK) {
+        for (size_t i = 0; i < n; i++) {
+            char *p = fs_join(dir, names[i]);
+
+            for (const char *c = names[i]; *c != '\0'; c++)
+                h = (h ^ (unsigned char)*c) * 1099511628211ull;
+            if (stat(p, &st) == 0)
+                h = (h ^ (unsigned long long)st.st_mtim.tv_sec ^
+                     (unsigned long long)st.st_mtim.tv_nsec ^ (unsigned long long)st.st_size) *
+                    1099511628211ull;
+            free(p);
+        }
+        fs_names_free(names, n);
+    }
+    return h;
+}
+
+/* ---- The command ---- */
+
+static volatile sig_atomic_t stop_requested;
+static volatile sig_atomic_t reload_requested;
+
+static void on_signal(int sig)
+{
+    if (sig == SIGHUP)
+        reload_requested = 1;
+    else
+        stop_requested = 1;
+}
+
+static pv_status parse_listen(const char *s, struct sockaddr_storage *ss, socklen_t *len,
+                              struct pv_err *err)
+{
+    const char *colon = strrchr(s, ':');
+    char host[128];
+    char *end = NULL;
+    long port;
+
+    if (colon == NULL || (size_t)(colon - s) >= sizeof(host))
+        return pv_err_set(err, PV_EINVAL, "--listen %s: use HOST:PORT (e.g. 127.0.0.1:8443)", s);
+    memcpy(host, s, (size_t)(colon - s));
+    host[colon - s] = '\0';
+    port = strtol(colon + 1, &end, 10);
+    if (end == colon + 1 || *end != '\0' || port < 1 || port > 65535)
+        return pv_err_set(err, PV_EINVAL, "--listen %s: the port must be 1-65535", s);
+    memset(ss, 0, sizeof(*ss));
+    if (host[0] == '[' && host[strlen(host) - 1] == ']') {
+        struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
+
+        host[strlen(host) - 1] = '\0';
+        a6->sin6_family = AF_INET6;
+        a6->sin6_port = htons((uint16_t)port);
+        if (inet_pton(AF_INET6, host + 1, &a6->sin6_addr) != 1)
+            return pv_err_set(err, PV_EINVAL, "--listen %s: not an IPv6 address", s);
+        *len = sizeof(*a6);
+    } else {
+        struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
+
+        a4->sin_family = AF_INET;
+        a4->sin_port = htons((uint16_t)port);
+        if (inet_pton(AF_INET, host, &a4->sin_addr) != 1)
+            return pv_err_set(err, PV_EINVAL, "--listen %s: not an IPv4 address", s);
+        *len = sizeof(*a4);
+    }
+    return PV_OK;
+}
+
+int cmd_serve(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"config", required_argument, NULL, 'c'},   {"listen", required_argument, NULL, 'l'},
+        {"tls-cert", required_argument, NULL, 'C'}, {"tls-key", required_argument, NULL, 'K'},
+        {"db", required_argument, NULL, 'd'},       {"policies", required_argument, NULL, 'p'},
+        {"threads", required_argument, NULL, 't'},  {"insecure-http", no_argument, NULL, 'i'},
+        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
+    };
+    const char *config = NULL;
+    const char *policies = NULL;
+    struct server srv;
+    struct snapshot *snap = xcalloc(1, sizeof(*snap));
+    struct cfg_server opts;
+    struct audit_options aopt = {0};
+    struct sockaddr_storage ss;
+    socklen_t ss_len = 0;
+    struct pv_err err = {0};
+    char *cert = NULL;
+    char *key = NULL;
+    size_t cert_len = 0;
+    size_t key_len = 0;
+    const char *listen = NULL;
+    const char *tls_cert = NULL;
+    const char *tls_key = NULL;
+    const char *db = NULL;
+    int threads = 0;
+    bool is_insecure = false;
+    unsigned int flags;
+    struct sigaction sa;
+    int c;
+    int status = EXIT_USAGE;
+
+    memset(&srv, 0, sizeof(srv));
+    if (getenv("PAVED_LOG") == NULL)
+        log_init(LOG_INFO, false);
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        char *end = NULL;
+
+        switch (c) {
+        case 'c':
+            config = optarg;
+            break;
+        case 'l':
+            listen = optarg;
+            break;
+        case 'C':
+            tls_cert = optarg;
+            break;
+        case 'K':
+            tls_key = optarg;
+            break;
+        case 'd':
+            db = optarg;
+            break;
+        case 'p':
+            policies = optarg;
+            break;
+        case 't':
+            threads = (int)strtol(optarg, &end, 10);
+            if (end == optarg || *end != '\0' || threads < 1 || threads > 256) {
+                fprintf(stderr, "paved serve: --threads takes 1 to 256\n");
+                free(snap);
+                return EXIT_USAGE;
+            }
+            break;
+        case 'i':
+            is_insecure = true;
+            break;
+        case 'h':
+            fputs(usage, stdout);
+            free(snap);
+            return 0;
+        default:
+            fputs(usage, stderr);
+            free(snap);
+            return EXIT_USAGE;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "paved serve: unexpected argument '%s'\n\n%s", argv[optind], usage);
+        free(snap);
+        return EXIT_USAGE;
+    }
+    if (cli_engine_open(&snap->e, policies, config, true, &err)) {
+        fprintf(stderr, "paved serve: %s\n", err.msg);
+        free(snap);
+        return EXIT_USAGE;
+    }
+    /* The snapshot keeps the config and bundle; each worker thread builds its own vm. */
+    vm_free(snap->e.vm);
+    snap->e.vm = NULL;
+    snap->bindings = config_vm_bindings(snap->e.cfg);
+    atomic_init(&snap->refs, 1);
+    snap->gen = 1;
+    bundle_digest(snap, snap->bundle_hash);
+    opts = snap->e.cfg->server;
+    if (listen != NULL)
+        opts.listen = listen;
+    if (tls_cert != NULL)
+        opts.tls_cert = tls_cert;
+    if (tls_key != NULL)
+        opts.tls_key = tls_key;
+    if (threads > 0)
+        opts.threads = threads;
+    if (is_insecure)
+        opts.is_insecure_http = true;
+    if (opts.threads == 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+        opts.threads = n > 0 && n < 64 ? (int)n * 2 : 4;
+    }
+    srv.opts = &opts;
+    srv.snap = snap;
+    pthread_mutex_init(&srv.mu, NULL);
+    if (parse_listen(opts.listen, &ss, &ss_len, &err)) {
+        fprintf(stderr, "paved serve: %s\n", err.msg);
+        goto done;
+    }
+    if (!opts.is_insecure_http) {
+        if (opts.tls_cert == NULL || opts.tls_key == NULL) {
+            fprintf(stderr, "paved serve: HTTPS needs --tls-cert and --tls-key (paved certs "
+                            "--out DIR writes a development pair), or --insecure-http\n");
+            goto done;
+        }
+        if (fs_read_file(opts.tls_cert, PEM_MAX_BYTES, &cert, &cert_len, &err) ||
+            fs_read_file(opts.tls_key, PEM_MAX_BYTES, &key, &key_len, &err)) {
+            fprintf(stderr, "paved serve: %s\n", err.msg);
+            goto done;
+        }
+    }
+    aopt.path = db != NULL ? db : snap->e.cfg->audit.db;
+    aopt.is_async = snap->e.cfg->audit.is_async;
+    aopt.queue_max = snap->e.cfg->audit.queue_max;
+    if (audit_open(&srv.audit, &aopt, &err)) {
+        fprintf(stderr, "paved serve: audit store %s: %s\n", aopt.path, err.msg);
+        status = 1;
+        goto done;
+    }
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
+    if (!opts.is_insecure_http)
+        flags |= MHD_USE_TLS;
+    if (ss.ss_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    {
+        struct MHD_OptionItem tls_opts[] = {
+            {MHD_OPTION_HTTPS_MEM_CERT, 0, cert},
+            {MHD_OPTION_HTTPS_MEM_KEY, 0, key},
+            {MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)(uintptr_t)TLS_PRIORITIES},
+            {MHD_OPTION_END, 0, NULL},
+        };
+        struct MHD_Daemon *d = MHD_start_daemon(
+            flags, 0, NULL, NULL, on_request, &srv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+            MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)opts.threads, MHD_OPTION_CONNECTION_TIMEOUT,
+            (unsigned int)opts.connection_timeout_s, MHD_OPTION_CONNECTION_LIMIT,
+            (unsigned int)4096, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_ARRAY,
+            opts.is_insecure_http ? &tls_opts[3] : tls_opts, MHD_OPTION_END);
+
+        if (d == NULL) {
+            fprintf(stderr,
+                    "paved serve: cannot listen on %s (in use, or a bad certificate or "
+                    "key)\n",
+                    opts.listen);
+            status = 1;
+            goto done;
+        }
+        log_msg(LOG_INFO, "serve", "listening on %s://%s threads=%d db=%s bundle=%.12s",
+                opts.is_insecure_http ? "http" : "https", opts.listen, opts.threads, aopt.path,
+                snap->bundle_hash);
+        fprintf(stderr, "paved: serving on %s://%s (audit store %s)\n",
+                opts.is_insecure_http ? "http" : "https", opts.listen, aopt.path);
+        srv.config_path = config;
+        srv.policies_dir = policies != NULL ? policies : snap->e.cfg->policies_dir;
+        {
+            unsigned long long seen = sources_fingerprint(config, srv.policies_dir);
+
+            while (!stop_requested) {
+                unsigned long long now;
+
+                /* A signal cuts the sleep short. */
+                sleep(1);
+                now = sources_fingerprint(config, srv.policies_dir);
+                if (!reload_requested && now == seen)
+                    continue;
+                reload_requested = 0;
+                seen = now;
+                if (reload(&srv, &err))
+                    log_msg(LOG_ERROR, "serve",
+                            "reload rejected, the last good bundle keeps serving: %s", err.msg);
+                else
+                    log_msg(LOG_INFO, "serve", "reloaded config and policies");
+            }
+        }
+        log_msg(LOG_INFO, "serve", "stopping");
+        MHD_stop_daemon(d);
+    }
+    status = 0;
+done:
+    audit_close(srv.audit);
+    if (cert != NULL)
+        OPENSSL_cleanse(cert, cert_len);
+    if (key != NULL)
+        OPENSSL_cleanse(key, key_len);
+    free(cert);
+    free(key);
+    snapshot_release(srv.snap != NULL ? srv.snap : snap);
+    pthread_mutex_destroy(&srv.mu);
+    return status;
+}
