@@ -29,11 +29,11 @@ struct audit_record {
     char *namespace;
     char *resource_kind;
     char *resource_name;
-    char *actor;               /* userInfo.username, token name, or NULL */
-    char *decision;            /* "allow" | "deny" */
-    char *path;                /* "golden" | "exception" | "off-road" | "denied" */
-    char *violations;          /* JSON array text: [{"binding","policy","enforcement","message"}] */
-    char *bundle_hash;         /* hex SHA-256 of the policy bundle and config */
+    char *actor;       /* userInfo.username, token name, or NULL */
+    char *decision;    /* "allow" | "deny" */
+    char *path;        /* "golden" | "exception" | "off-road" | "denied" */
+    char *violations;  /* JSON array text: [{"binding","policy","enforcement","message"}] */
+    char *bundle_hash; /* hex SHA-256 of the policy bundle and config */
     int64_t latency_us;
     bool is_dry_run;
 };
@@ -46,20 +46,20 @@ void audit_new_id(char out[AUDIT_ID_LEN + 1]);
 void audit_record_free(struct audit_record *r);
 
 struct audit_options {
-    const char *path;     /* SQLite file; created with the schema when missing */
-    bool is_async;        /* audit.durability: async (answer before the commit) */
-    size_t queue_max;     /* records waiting for the writer; default 65536 */
-    uint32_t batch_max;   /* records per transaction; default 256 */
+    const char *path;   /* SQLite file; created with the schema when missing */
+    bool is_async;      /* audit.durability: async (answer before the commit) */
+    size_t queue_max;   /* records waiting for the writer; default 65536 */
+    uint32_t batch_max; /* records per transaction; default 256 */
 };
 
 struct audit_stats {
     size_t queue_depth;
-    uint64_t committed;           /* records committed since open */
-    uint64_t commits;             /* transactions */
+    uint64_t committed; /* records committed since open */
+    uint64_t commits;   /* transactions */
     uint64_t commit_failures;
     uint64_t commit_latency_us_sum;
     uint64_t commit_latency_us_buckets[8]; /* <=100us, 250, 500, 1ms, 2.5, 5, 10, +Inf */
-    bool is_writable;             /* the last commit (or the open) succeeded */
+    bool is_writable;                      /* the last commit (or the open) succeeded */
 };
 
 struct audit;
@@ -93,14 +93,14 @@ void audit_close(struct audit *a);
 /* ---- Reading (any process; opens the file read-only) ---- */
 
 struct audit_filter {
-    int64_t since_ms;   /* time_ms >= since_ms; 0: no lower bound */
-    int64_t until_ms;   /* time_ms < until_ms; 0: no upper bound */
-    const char *team;   /* NULL: any */
+    int64_t since_ms; /* time_ms >= since_ms; 0: no lower bound */
+    int64_t until_ms; /* time_ms < until_ms; 0: no upper bound */
+    const char *team; /* NULL: any */
     const char *service;
     const char *policy; /* decisions with a violation of this policy id */
     const char *path;
     const char *source;
-    size_t limit;       /* 0: 1000 */
+    size_t limit; /* 0: 1000 */
 };
 
 /* Returns the matching decisions, newest first, as a JSON array of objects with every
@@ -113,9 +113,9 @@ pv_status audit_query(const char *path, const struct audit_filter *f, cJSON **ou
 pv_status audit_export(const char *path, FILE *out, struct pv_err *err);
 
 struct audit_verify_result {
-    uint64_t rows;         /* rows checked */
+    uint64_t rows; /* rows checked */
     bool is_ok;
-    int64_t bad_rowid;     /* first row whose hash does not match, or 0 */
+    int64_t bad_rowid; /* first row whose hash does not match, or 0 */
     char bad_id[AUDIT_ID_LEN + 1];
     char reason[160];
 };

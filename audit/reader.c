@@ -20,10 +20,10 @@ enum {
 };
 
 static const char *const col_names[SCHEMA_DECISION_NCOLUMNS] = {
-    "rowid",         "id",        "time_ms",    "source",      "request_uid", "kind",
-    "operation",     "team",      "service",    "namespace",   "resource_kind",
-    "resource_name", "actor",     "decision",   "path",        "violations",  "bundle_hash",
-    "latency_us",    "dry_run",   "prev_hash",  "hash",
+    "rowid",     "id",        "time_ms", "source",     "request_uid",   "kind",
+    "operation", "team",      "service", "namespace",  "resource_kind", "resource_name",
+    "actor",     "decision",  "path",    "violations", "bundle_hash",   "latency_us",
+    "dry_run",   "prev_hash", "hash",
 };
 
 static pv_status db_fail(sqlite3 *db, const char *path, struct pv_err *err)
@@ -124,7 +124,7 @@ pv_status audit_query(const char *path, const struct audit_filter *f, cJSON **ou
     if (f->source != NULL)
         sqlite3_bind_text(st, ++n, f->source, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, ++n,
-                       f->limit == 0 ? QUERY_LIMIT_DEFAULT
+                       f->limit == 0          ? QUERY_LIMIT_DEFAULT
                        : f->limit > INT64_MAX ? INT64_MAX
                                               : (int64_t)f->limit);
 
@@ -244,9 +244,8 @@ pv_status audit_verify(const char *path, struct audit_verify_result *out, struct
         if (rowid != prev_rowid + 1) {
             if (prev_rowid == 0)
                 snprintf(reason, sizeof(reason),
-                         "the chain starts at rowid %" PRId64 ": rows 1..%" PRId64
-                         " were deleted",
-                         rowid, rowid - 1);
+                         "the chain starts at rowid %" PRId64 ": the rows before it were deleted",
+                         rowid);
             else
                 snprintf(reason, sizeof(reason),
                          "rowid %" PRId64 " follows rowid %" PRId64 ": rows were deleted", rowid,

@@ -67,14 +67,15 @@ pv_status schema_exec(sqlite3 *db, const char *sql, struct pv_err *err)
     return PV_OK;
 }
 
-/* Reads a one-integer PRAGMA into *out. */
-static pv_status pragma_int(sqlite3 *db, const char *sql, int *out, struct pv_err *err)
+/* Reads a one-integer PRAGMA of the database at 'path' into *out. */
+static pv_status pragma_int(sqlite3 *db, const char *path, const char *sql, int *out,
+                            struct pv_err *err)
 {
     sqlite3_stmt *st = NULL;
     pv_status rc = PV_OK;
 
     if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK || sqlite3_step(st) != SQLITE_ROW)
-        rc = db_fail(db, err, sql);
+        rc = db_fail(db, err, path);
     else
         *out = sqlite3_column_int(st, 0);
     sqlite3_finalize(st);
@@ -91,7 +92,7 @@ static pv_status migrate(sqlite3 *db, const char *path, struct pv_err *err)
     rc = schema_exec(db, "BEGIN IMMEDIATE", err);
     if (rc)
         return rc;
-    rc = pragma_int(db, "PRAGMA user_version", &version, err);
+    rc = pragma_int(db, path, "PRAGMA user_version", &version, err);
     if (rc)
         goto fail;
     if (version > SCHEMA_VERSION || version < 0) {
@@ -185,14 +186,13 @@ pv_status schema_open_ro(sqlite3 **out, const char *path, struct pv_err *err)
     }
     if (!S_ISREG(sb.st_mode))
         return pv_err_set(err, PV_EIO, "audit: %s is not a regular file", path);
-    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) !=
-        SQLITE_OK) {
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
         rc = pv_err_set(err, PV_EIO, "audit: cannot open %s: %s", path,
                         db != NULL ? sqlite3_errmsg(db) : "out of memory");
         goto fail;
     }
     sqlite3_busy_timeout(db, SCHEMA_BUSY_MS);
-    rc = pragma_int(db, "PRAGMA user_version", &version, err);
+    rc = pragma_int(db, path, "PRAGMA user_version", &version, err);
     if (rc)
         goto fail;
     if (version != SCHEMA_VERSION) {

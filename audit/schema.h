@@ -9,14 +9,14 @@
 
 #include "status.h"
 
-#define SCHEMA_VERSION 1      /* PRAGMA user_version of a current database */
-#define SCHEMA_BUSY_MS 5000   /* busy_timeout of every connection */
+#define SCHEMA_VERSION 1    /* PRAGMA user_version of a current database */
+#define SCHEMA_BUSY_MS 5000 /* busy_timeout of every connection */
 
 /* Every column of `decisions`, in canonical order (chain.h), then prev_hash and hash:
  * the column list readers select. */
-#define SCHEMA_DECISION_COLUMNS                                                            \
-    "rowid, id, time_ms, source, request_uid, kind, operation, team, service, namespace, " \
-    "resource_kind, resource_name, actor, decision, path, violations, bundle_hash, "       \
+#define SCHEMA_DECISION_COLUMNS                                                                    \
+    "rowid, id, time_ms, source, request_uid, kind, operation, team, service, namespace, "         \
+    "resource_kind, resource_name, actor, decision, path, violations, bundle_hash, "               \
     "latency_us, dry_run, prev_hash, hash"
 #define SCHEMA_DECISION_NCOLUMNS 21
 

@@ -95,7 +95,7 @@ static bool rand_increment(unsigned char r[10])
 void audit_new_id(char out[AUDIT_ID_LEN + 1])
 {
     static const char b32[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"; /* Crockford */
-    unsigned char bits[16];                                         /* 48-bit ms, 80 random */
+    unsigned char bits[16];                                       /* 48-bit ms, 80 random */
     struct timespec ts;
     int64_t ms;
 
@@ -195,8 +195,8 @@ static pv_status check_record(const struct audit_record *r, char **policies, str
              opt_len(r->resource_name) + opt_len(r->actor) + opt_len(r->violations) +
              opt_len(r->bundle_hash);
     if (total > RECORD_MAX_BYTES)
-        return pv_err_set(err, PV_ETOOBIG, "audit: record %s is %zu bytes (limit %u)", r->id,
-                          total, RECORD_MAX_BYTES);
+        return pv_err_set(err, PV_ETOOBIG, "audit: record %s is %zu bytes (limit %u)", r->id, total,
+                          RECORD_MAX_BYTES);
 
     list = xmalloc(1);
     list[0] = '\0';
@@ -278,8 +278,7 @@ pv_status audit_submit(struct audit *a, struct audit_record *rec, uint64_t deadl
     }
     if (a->is_closing) {
         pthread_mutex_unlock(&a->mu);
-        rc = pv_err_set(err, PV_EIO, "audit: store is closing; decision %s not recorded",
-                        rec->id);
+        rc = pv_err_set(err, PV_EIO, "audit: store is closing; decision %s not recorded", rec->id);
         goto fail;
     }
     it = &a->ring[(a->head + a->count) % a->cap];
@@ -542,7 +541,7 @@ static void *writer_main(void *arg)
                 it->w->rc = irc;
                 if (rc)
                     snprintf(it->w->msg, sizeof(it->w->msg),
-                             "audit: decision %s not recorded: %s", it->rec->id, err.msg);
+                             "audit: decision %s not recorded: %.180s", it->rec->id, err.msg);
                 else if (irc)
                     snprintf(it->w->msg, sizeof(it->w->msg),
                              "audit: decision %s not recorded: duplicate id", it->rec->id);
@@ -720,8 +719,8 @@ pv_status audit_open(struct audit **out, const struct audit_options *opt, struct
     a->has_writer = true;
     e = pthread_create(&a->checkpointer, NULL, checkpointer_main, a);
     if (e != 0) {
-        rc = pv_err_set(err, PV_EIO, "audit: cannot start the checkpointer thread: %s",
-                        strerror(e));
+        rc =
+            pv_err_set(err, PV_EIO, "audit: cannot start the checkpointer thread: %s", strerror(e));
         goto fail;
     }
     a->has_checkpointer = true;

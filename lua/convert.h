@@ -28,8 +28,7 @@ void convert_push_resource(lua_State *L, const cJSON *j);
  * relative to the value (".spec.containers[1].image", or "" for the value itself)
  * into 'path' ('cap' bytes). Never raises; uses at most 3 stack slots per level.
  * [-0, +0, -] */
-bool convert_same(lua_State *L, int idx, const cJSON *j, bool is_resource, char *path,
-                  size_t cap);
+bool convert_same(lua_State *L, int idx, const cJSON *j, bool is_resource, char *path, size_t cap);
 
 /* The light userdata standing for JSON null inside arrays. */
 void *convert_null(void);

@@ -283,4 +283,33 @@ function E.eval(i, violation)
     return true
 end
 
+-- E.mutate(i) -> list of JSONPatch operations | nil: runs the mutate function of
+-- binding i's policy on the current request, when it has one and the object is in
+-- scope.
+function E.mutate(i)
+    local b = bindings[i]
+    local obj = req.object
+    local fn = b.policy.mutate
+    if fn == nil or type(obj) ~= "table" or not in_scope(b, obj) then
+        return nil
+    end
+    local ops = fn(req, b.params)
+    if ops == nil then
+        return nil
+    end
+    if type(ops) ~= "table" or (ops[1] == nil and next(ops) ~= nil) then
+        error(sformat("%s: mutate() returned a %s; return a list of JSONPatch operations",
+            b.policy.at, type(ops) == "table" and "table that is not a list" or type(ops)), 0)
+    end
+    if ops[1] == nil then
+        return nil
+    end
+    for k, op in ipairs(ops) do
+        if type(op) ~= "table" or type(op.op) ~= "string" or type(op.path) ~= "string" then
+            error(sformat("%s: mutate() operation %d needs op and path strings", b.policy.at, k), 0)
+        end
+    end
+    return ops
+end
+
 return E

@@ -261,6 +261,34 @@ function M.pod_spec(obj)
     return tmpl.spec, (type(tmpl.metadata) == "table" and tmpl.metadata or {})
 end
 
+-- paved.pod_spec_pointer(obj) -> string|nil: the JSON Pointer of the pod spec that
+-- paved.pod_spec returns ("/spec", "/spec/template/spec",
+-- "/spec/jobTemplate/spec/template/spec"), for mutate() patches.
+function M.pod_spec_pointer(obj)
+    if not M.pod_spec(obj) then
+        return nil
+    end
+    local kind = obj.kind
+    if kind == "Pod" then
+        return "/spec"
+    elseif kind == "CronJob" then
+        return "/spec/jobTemplate/spec/template/spec"
+    elseif kind == "PodTemplate" then
+        return "/template/spec"
+    end
+    return "/spec/template/spec"
+end
+
+-- paved.pointer_escape(s) -> s with '~' and '/' escaped for a JSON Pointer token.
+function M.pointer_escape(s)
+    local out = {}
+    for i = 1, #s do
+        local ch = ssub(s, i, i)
+        out[i] = ch == "~" and "~0" or (ch == "/" and "~1" or ch)
+    end
+    return table.concat(out)
+end
+
 local ALL_FIELDS = { "containers", "initContainers", "ephemeralContainers" }
 M.ALL_CONTAINERS = ALL_FIELDS
 M.REGULAR_AND_INIT = { "containers", "initContainers" }

@@ -41,6 +41,7 @@ struct vm {
     struct vm_result *cur;
     /* Registry references. */
     int ref_eval;                     /* engine.eval */
+    int ref_mutate;                   /* engine.mutate */
     int ref_violation;                /* the violation collector closure */
     int ref_msgh;                     /* error handler */
     int ref_inventory;                /* shared inventory table, or LUA_NOREF */
@@ -606,6 +607,7 @@ static void read_policies(lua_State *L, struct vm *vm, int e)
         p->title = field_string(L, t, "title", "");
         p->file = field_string(L, t, "file", "?");
         p->is_golden_path = field_bool(L, t, "golden_path");
+        p->is_mutating = field_bool(L, t, "mutate");
         enf = field_string(L, t, "on_error", "deny");
         p->is_on_error_deny = strcmp(enf, "deny") == 0;
         free(enf);
@@ -669,6 +671,8 @@ static int load_cb(lua_State *L)
     vm->ref_msgh = luaL_ref(L, LUA_REGISTRYINDEX);
     lua_getfield(L, e, "eval");
     vm->ref_eval = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_getfield(L, e, "mutate");
+    vm->ref_mutate = luaL_ref(L, LUA_REGISTRYINDEX);
 
     build_sandbox(L);
 
@@ -702,6 +706,7 @@ pv_status vm_new(struct vm **out, const struct vm_limits *lim, const struct vm_s
     vm->lim = lim != NULL ? *lim : default_limits;
     vm->limit = LOAD_MEMORY_MAX;
     vm->ref_eval = vm->ref_violation = vm->ref_msgh = vm->ref_inventory = LUA_NOREF;
+    vm->ref_mutate = LUA_NOREF;
     vm->ref_req = LUA_NOREF;
     vm->L = lua_newstate(l_alloc, vm);
     if (vm->L == NULL) {
@@ -1114,7 +1119,17 @@ pv_status vm_begin(struct vm *vm, const struct pv_request *req, struct pv_err *e
     return PV_OK;
 }
 
-void vm_eval(struct vm *vm, size_t i, struct vm_result *out)
+static int ops_cb(lua_State *L)
+{
+    cJSON **ops = lua_touserdata(L, 1);
+
+    *ops = convert_to_json(L, 2);
+    return 0;
+}
+
+/* Runs engine function 'ref' (eval or mutate) for binding 'i'; with 'ops', converts a
+ * returned table of JSONPatch operations. */
+static void run_binding(struct vm *vm, size_t i, int ref, struct vm_result *out, cJSON **ops)
 {
     lua_State *L = vm->L;
     uint64_t t0 = now_ns();
@@ -1134,7 +1149,7 @@ void vm_eval(struct vm *vm, size_t i, struct vm_result *out)
     else
         vm->tripped = VM_OK;
     lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_msgh);
-    lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_eval);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
     lua_pushinteger(L, (lua_Integer)i + 1);
     lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_violation);
     if (vm->tripped == VM_TIMEOUT) {
@@ -1152,8 +1167,28 @@ void vm_eval(struct vm *vm, size_t i, struct vm_result *out)
         else
             lua_sethook(L, NULL, 0, 0);
     }
-    if (rc == LUA_OK && vm->tripped == VM_OK) {
+    if (rc == LUA_OK && vm->tripped == VM_OK && ops == NULL) {
         out->outcome = lua_toboolean(L, -1) ? VM_OK : VM_SKIPPED;
+    } else if (rc == LUA_OK && vm->tripped == VM_OK) {
+        out->outcome = lua_istable(L, -1) ? VM_OK : VM_SKIPPED;
+        if (out->outcome == VM_OK) {
+            int top = lua_gettop(L);
+
+            lua_pushcfunction(L, ops_cb);
+            lua_pushlightuserdata(L, ops);
+            lua_pushvalue(L, top);
+            if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
+                const char *m = lua_tostring(L, -1);
+                char msg[400];
+
+                snprintf(msg, sizeof(msg), "%s: mutate() returned operations that are not JSON: %s",
+                         vm->binding_policies[i] != NULL ? vm->binding_policies[i]->file : "?",
+                         m != NULL ? m : "?");
+                out->outcome = VM_ERROR;
+                out->error = xstrdup(msg);
+                *ops = NULL;
+            }
+        }
     } else {
         const char *msg = lua_tostring(L, -1);
 
@@ -1174,6 +1209,17 @@ void vm_eval(struct vm *vm, size_t i, struct vm_result *out)
         vm->tripped = VM_OK;
     lua_settop(L, 0);
     out->elapsed_ns = now_ns() - t0;
+}
+
+void vm_eval(struct vm *vm, size_t i, struct vm_result *out)
+{
+    run_binding(vm, i, vm->ref_eval, out, NULL);
+}
+
+void vm_mutate(struct vm *vm, size_t i, struct vm_result *out, cJSON **ops)
+{
+    *ops = NULL;
+    run_binding(vm, i, vm->ref_mutate, out, ops);
 }
 
 void vm_end(struct vm *vm)

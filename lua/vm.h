@@ -47,6 +47,7 @@ struct vm_policy {
     char *file;
     bool is_golden_path;
     bool is_on_error_deny;
+    bool is_mutating; /* has a mutate function */
     enum vm_enforcement enforcement;
     bool exceptions_allowed;
     bool exceptions_self_service;
@@ -136,6 +137,12 @@ bool vm_unchanged(struct vm *vm, char *what, size_t cap);
 /* Puts back every binding's params as vm_set_bindings made them. Returns PV_ENOMEM
  * with a message when that fails. */
 pv_status vm_restore_params(struct vm *vm, struct pv_err *err);
+
+/* Runs the mutate function of binding 'i' on the request of the last vm_begin. Fills
+ * *out like vm_eval (VM_SKIPPED when the policy does not mutate or the object is out
+ * of scope) and, on VM_OK, *ops with the JSONPatch operations it returned (a cJSON
+ * array the caller frees, or NULL for none). */
+void vm_mutate(struct vm *vm, size_t i, struct vm_result *out, cJSON **ops);
 
 /* Drops the request table so its memory can be collected. */
 void vm_end(struct vm *vm);

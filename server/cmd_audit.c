@@ -274,8 +274,7 @@ static void print_table(const cJSON *arr)
     static const char fmt[] = "%-20s  %-30s  %-10s  %-14s  %-18s  %-8s  %-9s  %s\n";
     const cJSON *o;
 
-    printf(fmt, "TIME", "DECISION ID", "SOURCE", "TEAM", "SERVICE", "DECISION", "PATH",
-           "POLICIES");
+    printf(fmt, "TIME", "DECISION ID", "SOURCE", "TEAM", "SERVICE", "DECISION", "PATH", "POLICIES");
     cJSON_ArrayForEach(o, arr)
     {
         const cJSON *t = cJSON_GetObjectItemCaseSensitive(o, "time_ms");
@@ -285,8 +284,7 @@ static void print_table(const cJSON *arr)
         format_time(cJSON_IsNumber(t) ? (int64_t)t->valuedouble : 0, when, sizeof(when));
         policy_list(o, policies, sizeof(policies));
         printf(fmt, when, str_field(o, "id"), str_field(o, "source"), str_field(o, "team"),
-               str_field(o, "service"), str_field(o, "decision"), str_field(o, "path"),
-               policies);
+               str_field(o, "service"), str_field(o, "decision"), str_field(o, "path"), policies);
     }
 }
 
@@ -301,7 +299,11 @@ static int fail_usage(const char *cmd, const char *msg, const char *arg)
 
 static int fail_err(const char *cmd, const struct pv_err *err)
 {
-    fprintf(stderr, "paved audit %s: %s\n", cmd, err->msg);
+    const char *msg = err->msg;
+
+    if (strncmp(msg, "audit: ", 7) == 0)
+        msg += 7;
+    fprintf(stderr, "paved audit %s: %s\n", cmd, msg);
     return AUDIT_EXIT_USAGE;
 }
 
@@ -430,8 +432,7 @@ static int run_query(int argc, char **argv)
         case OPT_LIMIT:
             n = strtoll(optarg, &end, 10);
             if (end == optarg || *end != '\0' || n < 1 || n > 10000000)
-                return fail_usage("query", "--limit: expected a number from 1 to 10000000",
-                                  optarg);
+                return fail_usage("query", "--limit: expected a number from 1 to 10000000", optarg);
             f.limit = (size_t)n;
             break;
         case OPT_FORMAT:
@@ -514,8 +515,7 @@ static int run_export(int argc, char **argv)
             return fail_usage("export", "--out: path too long", NULL);
         out = fopen(tmp, "w");
         if (out == NULL) {
-            fprintf(stderr, "paved audit export: cannot write %s: %s\n", out_path,
-                    strerror(errno));
+            fprintf(stderr, "paved audit export: cannot write %s: %s\n", out_path, strerror(errno));
             return AUDIT_EXIT_USAGE;
         }
     }
@@ -528,8 +528,7 @@ static int run_export(int argc, char **argv)
     }
     if (out != stdout) {
         if (fclose(out) != 0 || rename(tmp, out_path) != 0) {
-            fprintf(stderr, "paved audit export: cannot write %s: %s\n", out_path,
-                    strerror(errno));
+            fprintf(stderr, "paved audit export: cannot write %s: %s\n", out_path, strerror(errno));
             remove(tmp);
             return AUDIT_EXIT_USAGE;
         }

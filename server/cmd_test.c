@@ -21,8 +21,9 @@ static const char usage[] =
     "Runs policy test cases: JSON Lines files (*.jsonl) and directories of them, one case\n"
     "per line in the corpus case format: policy, params, operation, object, expect\n"
     "(allow|deny), expect_count (number or null) and optionally match, namespace,\n"
-    "inventory, old_object, user_info, source_path, note. Each case instantiates its\n"
-    "policy once with the case's params and match and decides the object.\n"
+    "inventory, old_object, user_info, source_path, note, and expect_patch (the JSON\n"
+    "Patch a mutating policy must return). Each case instantiates its policy once with\n"
+    "the case's params and match and decides the object.\n"
     "\n"
     "Prints each failure with its source_path, what was expected and what was got, then\n"
     "'N passed, N failed'. Exit status: 0 when every case passed, 1 when any failed,\n"
@@ -71,6 +72,8 @@ static void run_case(struct run *run, const cJSON *c, const char *where)
     const cJSON *count = cJSON_GetObjectItemCaseSensitive(c, "expect_count");
     const cJSON *params = cJSON_GetObjectItemCaseSensitive(c, "params");
     const cJSON *match = cJSON_GetObjectItemCaseSensitive(c, "match");
+    const cJSON *expect_patch = cJSON_GetObjectItemCaseSensitive(c, "expect_patch");
+    cJSON *patch = NULL;
     struct vm_binding b;
     struct pv_request req;
     struct vm_result r;
@@ -121,6 +124,19 @@ static void run_case(struct run *run, const cJSON *c, const char *where)
         return;
     }
     vm_eval(run->e->vm, 0, &r);
+    if (expect_patch != NULL && r.outcome < VM_ERROR) {
+        struct vm_result mr;
+
+        vm_mutate(run->e->vm, 0, &mr, &patch);
+        if (mr.outcome >= VM_ERROR) {
+            vm_result_fini(&r);
+            r = mr;
+        } else {
+            vm_result_fini(&mr);
+        }
+        if (patch == NULL)
+            patch = cJSON_CreateArray();
+    }
     if (!vm_unchanged(run->e->vm, what, sizeof(what))) {
         char msg[600];
 
@@ -142,6 +158,8 @@ static void run_case(struct run *run, const cJSON *c, const char *where)
         is_ok = strcmp(got, expect) == 0;
         if (is_ok && cJSON_IsNumber(count) && (double)n != count->valuedouble)
             is_ok = false;
+        if (is_ok && expect_patch != NULL && !cJSON_Compare(patch, expect_patch, 1))
+            is_ok = false;
     }
     if (is_ok) {
         run->passed++;
@@ -158,7 +176,16 @@ static void run_case(struct run *run, const cJSON *c, const char *where)
             printf(", got %s with %zu violations\n", got, n);
         for (size_t i = 0; i < r.n_violations; i++)
             printf("       - %s\n", r.violations[i]);
+        if (expect_patch != NULL && patch != NULL) {
+            char *want = cJSON_PrintUnformatted(expect_patch);
+            char *have = cJSON_PrintUnformatted(patch);
+
+            printf("       patch expected %s\n       patch got      %s\n", want, have);
+            free(want);
+            free(have);
+        }
     }
+    cJSON_Delete(patch);
     vm_result_fini(&r);
 }
 

@@ -31,21 +31,21 @@ struct cfg_binding {
 
 /* The `server:` section (paved serve); flags override each field. */
 struct cfg_server {
-    const char *listen;      /* "host:port", default 127.0.0.1:8443 */
-    const char *tls_cert;    /* PEM files */
+    const char *listen;   /* "host:port", default 127.0.0.1:8443 */
+    const char *tls_cert; /* PEM files */
     const char *tls_key;
     const char *client_ca;
-    bool is_insecure_http;   /* plain HTTP, only when asked for */
-    int threads;             /* worker threads, default 2 x CPUs */
-    size_t max_body_bytes;   /* default 6 MiB */
-    int request_timeout_ms;  /* decision deadline, audit wait included; default 10000 */
+    bool is_insecure_http;    /* plain HTTP, only when asked for */
+    int threads;              /* worker threads, default 2 x CPUs */
+    size_t max_body_bytes;    /* default 6 MiB */
+    int request_timeout_ms;   /* decision deadline, audit wait included; default 10000 */
     int connection_timeout_s; /* idle connections are closed after it; default 30 */
 };
 
 /* The `audit:` section. */
 struct cfg_audit {
-    const char *db;          /* SQLite file, default paved.db */
-    bool is_async;           /* durability: async */
+    const char *db; /* SQLite file, default paved.db */
+    bool is_async;  /* durability: async */
     size_t queue_max;
 };
 
@@ -69,7 +69,7 @@ struct config {
     size_t n_tokens;
     struct cfg_server server;
     struct cfg_audit audit;
-    char *name;  /* file name, or "<embedded default>" */
+    char *name; /* file name, or "<embedded default>" */
     struct cfg_binding *bindings;
     size_t n_bindings;
     const char *policies_dir; /* NULL: the embedded bundle */

@@ -8,6 +8,7 @@
 
 #include <stdio.h>
 
+#include "jsonpatch.h"
 #include "xalloc.h"
 
 static uint64_t now_ns(void)
@@ -146,6 +147,103 @@ pv_status decide_eval(struct vm *vm, const struct config *cfg, enum cfg_entry en
         out->path = DECIDE_GOLDEN;
     out->is_allowed = out->n_deny == 0;
     out->elapsed_ns = now_ns() - t0;
+    return PV_OK;
+}
+
+/* Applies one mutator's 'ops' to 'work', appends them to 'patch' and lists them in the
+ * item, or turns the item into a policy error when they do not apply. */
+static void take_ops(struct decide_item *it, cJSON **work, cJSON *ops, cJSON *patch)
+{
+    cJSON *trial = cJSON_Duplicate(*work, 1);
+    struct pv_err perr = {0};
+    cJSON *op;
+    size_t n = (size_t)cJSON_GetArraySize(ops);
+
+    if (jsonpatch_apply(trial, ops, &perr)) {
+        char msg[600];
+
+        snprintf(msg, sizeof(msg), "%s: mutate() returned a patch that does not apply: %s",
+                 it->policy->file, perr.msg);
+        cJSON_Delete(trial);
+        vm_result_fini(&it->r);
+        it->r.outcome = VM_ERROR;
+        it->r.error = xstrdup(msg);
+        return;
+    }
+    cJSON_Delete(*work);
+    *work = trial;
+    it->is_violated = n > 0;
+    it->r.violations = xcalloc(n ? n : 1, sizeof(*it->r.violations));
+    while ((op = cJSON_DetachItemFromArray(ops, 0)) != NULL) {
+        const cJSON *o = cJSON_GetObjectItemCaseSensitive(op, "op");
+        const cJSON *path = cJSON_GetObjectItemCaseSensitive(op, "path");
+        char line[600];
+
+        snprintf(line, sizeof(line), "%s %s", o->valuestring, path->valuestring);
+        if (it->r.n_violations < n)
+            it->r.violations[it->r.n_violations++] = xstrdup(line);
+        cJSON_AddItemToArray(patch, op);
+    }
+}
+
+pv_status decide_mutate(struct vm *vm, const struct config *cfg, const struct pv_request *req,
+                        struct decision *out, cJSON **patch, struct pv_err *err)
+{
+    uint64_t t0 = now_ns();
+    cJSON *work = cJSON_Duplicate(req->object, 1);
+    cJSON *ops_all = cJSON_CreateArray();
+    struct pv_request r = *req;
+    pv_status rc = PV_OK;
+    char what[300];
+
+    memset(out, 0, sizeof(*out));
+    out->items = xcalloc(cfg->n_bindings ? cfg->n_bindings : 1, sizeof(*out->items));
+    for (size_t i = 0; i < cfg->n_bindings && rc == PV_OK; i++) {
+        struct decide_item *it = &out->items[out->n_items++];
+        cJSON *ops = NULL;
+
+        it->binding = &cfg->bindings[i];
+        it->policy = vm_binding_policy(vm, i);
+        it->enforcement = VM_AUDIT;
+        if (!it->policy->is_mutating) {
+            it->r.outcome = VM_SKIPPED;
+            continue;
+        }
+        r.object = work;
+        rc = vm_begin(vm, &r, err);
+        if (rc)
+            break;
+        vm_mutate(vm, i, &it->r, &ops);
+        if (!vm_unchanged(vm, what, sizeof(what))) {
+            char msg[600];
+
+            snprintf(msg, sizeof(msg),
+                     "%s: the policy changed %s; mutate() must return patches, not edit the "
+                     "request",
+                     it->policy->file, what);
+            vm_result_fini(&it->r);
+            it->r.outcome = VM_ERROR;
+            it->r.error = xstrdup(msg);
+            cJSON_Delete(ops);
+            ops = NULL;
+            rc = vm_restore_params(vm, err);
+        }
+        vm_end(vm);
+        if (it->r.outcome == VM_OK && ops != NULL)
+            take_ops(it, &work, ops, ops_all);
+        if (it->r.outcome >= VM_ERROR)
+            out->n_errors++;
+        cJSON_Delete(ops);
+    }
+    cJSON_Delete(work);
+    if (rc) {
+        cJSON_Delete(ops_all);
+        return rc;
+    }
+    out->is_allowed = true;
+    out->path = DECIDE_GOLDEN;
+    out->elapsed_ns = now_ns() - t0;
+    *patch = ops_all;
     return PV_OK;
 }
 

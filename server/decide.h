@@ -45,6 +45,16 @@ struct decision {
 pv_status decide_eval(struct vm *vm, const struct config *cfg, enum cfg_entry entry,
                       const struct pv_request *req, struct decision *out, struct pv_err *err);
 
+/* Runs the mutating bindings of 'cfg' on 'req' one after another, each on the object
+ * as the patches before it left it, and collects their JSONPatch operations into
+ * *patch (a JSON array the caller frees; empty when nothing changes). Fills *out with
+ * one item per binding: VM_SKIPPED for those that do not mutate, a violation per
+ * operation ("add /metadata/labels/team") for the ones that did, and a policy error
+ * for a mutator that raised, changed the request in place or returned a patch that
+ * does not apply (its operations are left out). Errors as decide_eval. */
+pv_status decide_mutate(struct vm *vm, const struct config *cfg, const struct pv_request *req,
+                        struct decision *out, cJSON **patch, struct pv_err *err);
+
 void decision_fini(struct decision *d);
 
 const char *decide_path_name(enum decide_path p);

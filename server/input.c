@@ -86,6 +86,22 @@ static pv_status add_document(struct input_set *set, const cJSON *o, const char 
     if (rc)
         return rc;
     kind = cJSON_GetObjectItemCaseSensitive(o, "kind");
+    /* A captured AdmissionReview is decided as the object it carries. */
+    if (strcmp(kind->valuestring, "AdmissionReview") == 0) {
+        const cJSON *req = cJSON_GetObjectItemCaseSensitive(o, "request");
+        const cJSON *obj = cJSON_GetObjectItemCaseSensitive(req, "object");
+
+        if (!cJSON_IsObject(obj))
+            obj = cJSON_GetObjectItemCaseSensitive(req, "oldObject");
+        if (!cJSON_IsObject(obj))
+            return pv_err_set(err, PV_EINVAL,
+                              "%s:%d: document %d is an AdmissionReview without request.object",
+                              file, line, doc);
+        rc = check_object(obj, file, line, doc, 0, err);
+        if (rc == PV_OK)
+            add_obj(set, obj, file, doc, 0, line);
+        return rc;
+    }
     items = cJSON_GetObjectItemCaseSensitive(o, "items");
     if (fs_has_suffix(kind->valuestring, "List") && cJSON_IsArray(items)) {
         int i = 0;

@@ -28,6 +28,7 @@
 #include "cli.h"
 #include "decide.h"
 #include "fsutil.h"
+#include "jsonpatch.h"
 #include "log.h"
 #include "xalloc.h"
 
@@ -42,6 +43,7 @@ static const char usage[] =
     "\n"
     "endpoints:\n"
     "  POST /k8s/validate   AdmissionReview admission.k8s.io/v1 (no token)\n"
+    "  POST /k8s/mutate     AdmissionReview: JSONPatch of the mutating bindings (no token)\n"
     "  POST /v1/decide      {\"kind\": \"deploy\", \"object\": {...}} (token: ci or admin)\n"
     "  GET  /healthz        the process is up\n"
     "  GET  /readyz         policies loaded and the audit store writable\n"
@@ -369,7 +371,7 @@ static cJSON *subject_of(const cJSON *obj, const char *name, const char *actor)
 static pv_status decide_and_record(struct server *srv, struct snapshot *snap, enum cfg_entry entry,
                                    const struct pv_request *req, const struct record_meta *m,
                                    uint64_t t0, struct decision *d, char id[AUDIT_ID_LEN + 1],
-                                   struct pv_err *err)
+                                   cJSON **patch, struct pv_err *err)
 {
     struct audit_record *rec;
     struct vm *vm;
@@ -381,7 +383,12 @@ static pv_status decide_and_record(struct server *srv, struct snapshot *snap, en
         d->path = DECIDE_GOLDEN;
     } else {
         vm = thread_vm(snap, err);
-        st = vm == NULL ? PV_EPOLICY : decide_eval(vm, snap->e.cfg, entry, req, d, err);
+        if (vm == NULL)
+            st = PV_EPOLICY;
+        else if (patch != NULL)
+            st = decide_mutate(vm, snap->e.cfg, req, d, patch, err);
+        else
+            st = decide_eval(vm, snap->e.cfg, entry, req, d, err);
         if (st) {
             decision_fini(d);
             return st;
@@ -418,6 +425,10 @@ static pv_status decide_and_record(struct server *srv, struct snapshot *snap, en
         log_msg(LOG_ERROR, "serve", "uid=%s decision=%s audit failed: %s",
                 m->request_uid != NULL ? m->request_uid : "-", id, err->msg);
         decision_fini(d);
+        if (patch != NULL) {
+            cJSON_Delete(*patch);
+            *patch = NULL;
+        }
         return st;
     }
     observe(srv, d, t0);
@@ -476,7 +487,7 @@ static enum MHD_Result handle_validate(struct server *srv, struct MHD_Connection
     meta.name = ar.name;
     resp.uid = ar.uid;
     resp.api_version = ar.api_version;
-    if (decide_and_record(srv, snap, CFG_ADMISSION, &req, &meta, t0, &d, id, &err)) {
+    if (decide_and_record(srv, snap, CFG_ADMISSION, &req, &meta, t0, &d, id, NULL, &err)) {
         /* Not recorded, so not decided: the API server applies its failurePolicy. */
         atomic_fetch_add(&srv->n_errors, 1);
         resp.status_code = 500;
@@ -501,6 +512,82 @@ static enum MHD_Result handle_validate(struct server *srv, struct MHD_Connection
     ret = respond(c, MHD_HTTP_OK, "application/json", admission_response_json(&resp));
     free_lines(deny, n_deny);
     free_lines(warn, n_warn);
+    cJSON_Delete(subject);
+    cJSON_Delete(review);
+    snapshot_release(snap);
+    return ret;
+}
+
+/* POST /k8s/mutate: the JSONPatch of the mutating bindings, recorded like a decision
+ * (kind "mutation"); it never denies: validation does. */
+static enum MHD_Result handle_mutate(struct server *srv, struct MHD_Connection *c,
+                                     struct req_ctx *rc)
+{
+    uint64_t t0 = now_ns();
+    struct pv_err err = {0};
+    struct admission_req ar;
+    struct admission_resp resp = {0};
+    struct snapshot *snap;
+    struct decision d;
+    struct pv_request req;
+    struct record_meta meta;
+    cJSON *review = cJSON_ParseWithLength(rc->body, rc->len);
+    cJSON *subject = NULL;
+    cJSON *patch = NULL;
+    char id[AUDIT_ID_LEN + 1];
+    char *patch_text = NULL;
+    char *b64 = NULL;
+    enum MHD_Result ret;
+
+    if (review == NULL)
+        return respond_error(c, MHD_HTTP_BAD_REQUEST,
+                             "the body is not valid JSON (or nests deeper than 1000 levels)");
+    if (admission_decode(review, &ar, &err)) {
+        if (ar.uid == NULL) {
+            cJSON_Delete(review);
+            return respond_error(c, MHD_HTTP_BAD_REQUEST, err.msg);
+        }
+        resp.uid = ar.uid;
+        resp.status_code = 400;
+        resp.message = err.msg;
+        ret = respond(c, MHD_HTTP_OK, "application/json", admission_response_json(&resp));
+        cJSON_Delete(review);
+        return ret;
+    }
+    snap = snapshot_acquire(srv);
+    /* Only CREATE and UPDATE carry an object worth patching. */
+    if (ar.object != NULL &&
+        (strcmp(ar.operation, "CREATE") == 0 || strcmp(ar.operation, "UPDATE") == 0))
+        subject = subject_of(ar.object, ar.name, ar.username);
+    admission_to_request(&ar, subject, &req);
+    if (subject == NULL)
+        req.object = NULL;
+    meta.source = "admission";
+    meta.request_uid = ar.uid;
+    meta.kind = "mutation";
+    meta.actor = ar.username;
+    meta.name = ar.name;
+    resp.uid = ar.uid;
+    resp.api_version = ar.api_version;
+    if (decide_and_record(srv, snap, CFG_ADMISSION, &req, &meta, t0, &d, id,
+                          req.object != NULL ? &patch : NULL, &err)) {
+        atomic_fetch_add(&srv->n_errors, 1);
+        resp.status_code = 500;
+        resp.message = err.msg;
+    } else {
+        resp.is_allowed = true;
+        resp.decision_id = id;
+        if (patch != NULL && cJSON_GetArraySize(patch) > 0) {
+            patch_text = cJSON_PrintUnformatted(patch);
+            b64 = jsonpatch_base64(patch_text, strlen(patch_text));
+            resp.patch_b64 = b64;
+        }
+        decision_fini(&d);
+    }
+    ret = respond(c, MHD_HTTP_OK, "application/json", admission_response_json(&resp));
+    free(patch_text);
+    free(b64);
+    cJSON_Delete(patch);
     cJSON_Delete(subject);
     cJSON_Delete(review);
     snapshot_release(snap);
@@ -620,7 +707,7 @@ static enum MHD_Result handle_decide(struct server *srv, struct MHD_Connection *
     meta.kind = kind;
     meta.actor = tok->name;
     if (decide_and_record(srv, snap, tok->role == ROLE_CI ? CFG_CI : CFG_API, &req, &meta, t0, &d,
-                          id, &err)) {
+                          id, NULL, &err)) {
         atomic_fetch_add(&srv->n_errors, 1);
         ret = respond_error(
             c, err.code == PV_EINVAL ? MHD_HTTP_BAD_REQUEST : MHD_HTTP_INTERNAL_SERVER_ERROR,
@@ -724,7 +811,7 @@ static enum MHD_Result dispatch(struct server *srv, struct MHD_Connection *c, co
             return respond_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "use POST");
         return handle_decide(srv, c, rc);
     }
-    if (strcmp(url, "/k8s/validate") == 0) {
+    if (strcmp(url, "/k8s/validate") == 0 || strcmp(url, "/k8s/mutate") == 0) {
         const char *ct;
 
         if (!is_post)
@@ -733,6 +820,8 @@ static enum MHD_Result dispatch(struct server *srv, struct MHD_Connection *c, co
         if (ct == NULL || strncmp(ct, "application/json", 16) != 0)
             return respond_error(c, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE,
                                  "send Content-Type: application/json");
+        if (url[5] == 'm')
+            return handle_mutate(srv, c, rc);
         return handle_validate(srv, c, rc);
     }
     return respond_error(c, MHD_HTTP_NOT_FOUND, "no such endpoint");

@@ -77,6 +77,17 @@ if want cli; then
     PAVED="$B/paved" sh tests/cli/run.sh >"$log" 2>&1
     count_line "cli (tests/cli)"
     grep '^FAIL' "$log" | head -n 40
+    PAVED="$B/paved" sh tests/cli/audit.sh >"$log" 2>&1
+    count_line "cli (tests/cli/audit.sh)"
+    grep '^FAIL' "$log" | head -n 40
+fi
+
+if want integration; then
+    if [ -f tests/integration/run.py ]; then
+        PAVED="$B/paved" timeout 600 python3 tests/integration/run.py >"$log" 2>&1
+        count_line "integration (tests/integration, real server)"
+        grep '^FAIL' "$log" | head -n 40
+    fi
 fi
 
 echo "$passed passed, $failed failed, $skipped skipped"

@@ -41,8 +41,8 @@ struct admission_resp {
     const char *uid;
     const char *api_version;
     bool is_allowed;
-    int status_code;        /* used when denied, e.g. 403 */
-    const char *message;    /* denial message, or NULL */
+    int status_code;     /* used when denied, e.g. 403 */
+    const char *message; /* denial message, or NULL */
     const char *const *warnings;
     size_t n_warnings;
     const char *decision_id; /* auditAnnotations["paved.dev/decision-id"] */
