@@ -153,7 +153,7 @@ static bool to_epoch(struct tm *tm, int64_t *out)
 }
 
 /* Parses a --since/--until value (see usage_query) into Unix milliseconds. */
-static bool parse_time(const char *s, int64_t now_ms, int64_t *out)
+bool cmd_audit_parse_time(const char *s, int64_t now_ms, int64_t *out)
 {
     size_t len = strlen(s);
     struct tm tm;
@@ -399,12 +399,12 @@ static int run_query(int argc, char **argv)
             db = optarg;
             break;
         case OPT_SINCE:
-            if (!parse_time(optarg, now, &f.since_ms))
+            if (!cmd_audit_parse_time(optarg, now, &f.since_ms))
                 return fail_usage("query", "--since: not a duration, date or RFC 3339 time",
                                   optarg);
             break;
         case OPT_UNTIL:
-            if (!parse_time(optarg, now, &f.until_ms))
+            if (!cmd_audit_parse_time(optarg, now, &f.until_ms))
                 return fail_usage("query", "--until: not a duration, date or RFC 3339 time",
                                   optarg);
             if (f.until_ms == 0)

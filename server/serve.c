@@ -26,6 +26,7 @@
 #include "admission.h"
 #include "audit.h"
 #include "cli.h"
+#include "cmd_audit.h"
 #include "decide.h"
 #include "fsutil.h"
 #include "jsonpatch.h"
@@ -44,6 +45,8 @@ static const char usage[] =
     "endpoints:\n"
     "  POST /k8s/validate   AdmissionReview admission.k8s.io/v1 (no token)\n"
     "  POST /k8s/mutate     AdmissionReview: JSONPatch of the mutating bindings (no token)\n"
+    "  GET  /v1/audit/decisions ?since=30d&team=&service=&policy=&path=&source=&limit=\n"
+    "                       (token: reader, approver or admin)\n"
     "  POST /v1/decide      {\"kind\": \"deploy\", \"object\": {...}} (token: ci or admin)\n"
     "  GET  /healthz        the process is up\n"
     "  GET  /readyz         policies loaded and the audit store writable\n"
@@ -90,6 +93,7 @@ struct server {
     atomic_ulong n_requests;
     atomic_ulong n_reloads_ok;
     atomic_ulong n_reloads_failed;
+    const char *db_path;
     /* What reload() rebuilds from. */
     const char *config_path;
     const char *policies_dir;
@@ -594,6 +598,11 @@ static enum MHD_Result handle_mutate(struct server *srv, struct MHD_Connection *
     return ret;
 }
 
+static const enum cfg_role reader_roles[] = {ROLE_READER, ROLE_ADMIN, ROLE_APPROVER};
+
+/* GET /v1/audit/decisions?since=&until=&team=&service=&policy=&path=&source=&limit= */
+static enum MHD_Result handle_audit_query(struct server *srv, struct MHD_Connection *c);
+
 /* The token of the request, or NULL after answering 401/403. */
 static const struct cfg_token *authorize(struct MHD_Connection *c, const struct config *cfg,
                                          const enum cfg_role *roles, size_t n_roles,
@@ -729,6 +738,54 @@ done:
     return ret;
 }
 
+static enum MHD_Result handle_audit_query(struct server *srv, struct MHD_Connection *c)
+{
+    struct snapshot *snap = snapshot_acquire(srv);
+    enum MHD_Result ret = MHD_NO;
+    struct audit_filter f = {0};
+    struct pv_err err = {0};
+    const char *since = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "since");
+    const char *until = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "until");
+    const char *limit = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "limit");
+    cJSON *rows = NULL;
+    cJSON *out;
+
+    if (authorize(c, snap->e.cfg, reader_roles, 3, &ret) == NULL)
+        goto done;
+    if ((since != NULL && !cmd_audit_parse_time(since, wall_ms(), &f.since_ms)) ||
+        (until != NULL && !cmd_audit_parse_time(until, wall_ms(), &f.until_ms))) {
+        ret = respond_error(c, MHD_HTTP_BAD_REQUEST,
+                            "since/until take a duration (30d, 12h), a date or RFC 3339");
+        goto done;
+    }
+    if (limit != NULL) {
+        char *end = NULL;
+        long n = strtol(limit, &end, 10);
+
+        if (end == limit || *end != '\0' || n < 1 || n > 10000) {
+            ret = respond_error(c, MHD_HTTP_BAD_REQUEST, "limit takes 1 to 10000");
+            goto done;
+        }
+        f.limit = (size_t)n;
+    }
+    f.team = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "team");
+    f.service = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "service");
+    f.policy = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "policy");
+    f.path = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "path");
+    f.source = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "source");
+    if (audit_query(srv->db_path, &f, &rows, &err)) {
+        ret = respond_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, err.msg);
+        goto done;
+    }
+    out = cJSON_CreateObject();
+    cJSON_AddItemToObject(out, "decisions", rows);
+    ret = respond(c, MHD_HTTP_OK, "application/json", cJSON_PrintUnformatted(out));
+    cJSON_Delete(out);
+done:
+    snapshot_release(snap);
+    return ret;
+}
+
 static enum MHD_Result handle_metrics(struct server *srv, struct MHD_Connection *c)
 {
     static const char *const paths[] = {"golden", "exception", "off-road", "denied"};
@@ -805,6 +862,11 @@ static enum MHD_Result dispatch(struct server *srv, struct MHD_Connection *c, co
         if (!is_get)
             return respond_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "use GET");
         return handle_metrics(srv, c);
+    }
+    if (strcmp(url, "/v1/audit/decisions") == 0) {
+        if (!is_get)
+            return respond_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "use GET");
+        return handle_audit_query(srv, c);
     }
     if (strcmp(url, "/v1/decide") == 0) {
         if (!is_post)
@@ -1125,6 +1187,7 @@ int cmd_serve(int argc, char **argv)
         }
     }
     aopt.path = db != NULL ? db : snap->e.cfg->audit.db;
+    srv.db_path = aopt.path;
     aopt.is_async = snap->e.cfg->audit.is_async;
     aopt.queue_max = snap->e.cfg->audit.queue_max;
     if (audit_open(&srv.audit, &aopt, &err)) {
