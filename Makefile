@@ -4,7 +4,7 @@
 
 CC       ?= cc
 LUA_PC   ?= lua5.4
-PKGS      = $(LUA_PC) libcjson yaml-0.1 libpcre2-8 sqlite3 libcrypto libmicrohttpd libcurl
+PKGS      = $(LUA_PC) libcjson yaml-0.1 libpcre2-8 sqlite3 libcrypto libmicrohttpd libcurl gnutls
 PREFIX   ?= /usr/local
 DESTDIR  ?=
 V        ?= 0

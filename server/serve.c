@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <gnutls/gnutls.h>
 #include <microhttpd.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -57,6 +58,7 @@ static const char usage[] =
     "  --listen HOST:PORT  default 127.0.0.1:8443\n"
     "  --tls-cert FILE     PEM serving certificate (paved certs writes one)\n"
     "  --tls-key FILE      PEM private key of the certificate\n"
+    "  --client-ca FILE    require client certificates signed by this CA (PEM)\n"
     "  --insecure-http     plain HTTP instead of TLS (tests and local debugging only)\n"
     "  --db FILE           SQLite audit store, default paved.db\n"
     "  --policies DIR      load the policies of DIR instead of the shipped bundle\n"
@@ -889,6 +891,24 @@ static enum MHD_Result dispatch(struct server *srv, struct MHD_Connection *c, co
     return respond_error(c, MHD_HTTP_NOT_FOUND, "no such endpoint");
 }
 
+/* With --client-ca, libmicrohttpd asks for a client certificate but leaves the
+ * verdict to us: GnuTLS checks it against the trusted CA. */
+static bool client_verified(struct MHD_Connection *c)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+    unsigned int status = 1;
+    gnutls_session_t session;
+
+    if (ci == NULL || ci->tls_session == NULL)
+        return false;
+    session = (gnutls_session_t)ci->tls_session;
+    if (gnutls_certificate_type_get(session) != GNUTLS_CRT_X509 ||
+        gnutls_certificate_get_peers(session, &(unsigned int){0}) == NULL)
+        return false;
+    return gnutls_certificate_verify_peers2(session, &status) == GNUTLS_E_SUCCESS && status == 0;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **req_cls)
@@ -925,6 +945,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     atomic_fetch_add(&srv->n_requests, 1);
     if (rc->body == NULL)
         rc->body = xstrdup("");
+    if (srv->opts->client_ca != NULL && !client_verified(c))
+        return respond_error(c, MHD_HTTP_FORBIDDEN,
+                             "a client certificate signed by the configured client CA is "
+                             "required");
     return dispatch(srv, c, url, method, rc);
 }
 
@@ -1061,6 +1085,7 @@ int cmd_serve(int argc, char **argv)
         {"tls-cert", required_argument, NULL, 'C'}, {"tls-key", required_argument, NULL, 'K'},
         {"db", required_argument, NULL, 'd'},       {"policies", required_argument, NULL, 'p'},
         {"threads", required_argument, NULL, 't'},  {"insecure-http", no_argument, NULL, 'i'},
+        {"client-ca", required_argument, NULL, 'A'},
         {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
     };
     const char *config = NULL;
@@ -1080,6 +1105,9 @@ int cmd_serve(int argc, char **argv)
     const char *tls_cert = NULL;
     const char *tls_key = NULL;
     const char *db = NULL;
+    const char *client_ca = NULL;
+    char *ca = NULL;
+    size_t ca_len = 0;
     int threads = 0;
     bool is_insecure = false;
     unsigned int flags;
@@ -1124,6 +1152,9 @@ int cmd_serve(int argc, char **argv)
         case 'i':
             is_insecure = true;
             break;
+        case 'A':
+            client_ca = optarg;
+            break;
         case 'h':
             fputs(usage, stdout);
             free(snap);
@@ -1162,6 +1193,8 @@ int cmd_serve(int argc, char **argv)
         opts.threads = threads;
     if (is_insecure)
         opts.is_insecure_http = true;
+    if (client_ca != NULL)
+        opts.client_ca = client_ca;
     if (opts.threads == 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
 
@@ -1181,10 +1214,15 @@ int cmd_serve(int argc, char **argv)
             goto done;
         }
         if (fs_read_file(opts.tls_cert, PEM_MAX_BYTES, &cert, &cert_len, &err) ||
-            fs_read_file(opts.tls_key, PEM_MAX_BYTES, &key, &key_len, &err)) {
+            fs_read_file(opts.tls_key, PEM_MAX_BYTES, &key, &key_len, &err) ||
+            (opts.client_ca != NULL &&
+             fs_read_file(opts.client_ca, PEM_MAX_BYTES, &ca, &ca_len, &err))) {
             fprintf(stderr, "paved serve: %s\n", err.msg);
             goto done;
         }
+    } else if (opts.client_ca != NULL) {
+        fprintf(stderr, "paved serve: --client-ca needs TLS (drop --insecure-http)\n");
+        goto done;
     }
     aopt.path = db != NULL ? db : snap->e.cfg->audit.db;
     srv.db_path = aopt.path;
@@ -1212,6 +1250,7 @@ int cmd_serve(int argc, char **argv)
             {MHD_OPTION_HTTPS_MEM_CERT, 0, cert},
             {MHD_OPTION_HTTPS_MEM_KEY, 0, key},
             {MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)(uintptr_t)TLS_PRIORITIES},
+            {ca != NULL ? MHD_OPTION_HTTPS_MEM_TRUST : MHD_OPTION_END, 0, ca},
             {MHD_OPTION_END, 0, NULL},
         };
         struct MHD_Daemon *d = MHD_start_daemon(
@@ -1219,7 +1258,7 @@ int cmd_serve(int argc, char **argv)
             MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)opts.threads, MHD_OPTION_CONNECTION_TIMEOUT,
             (unsigned int)opts.connection_timeout_s, MHD_OPTION_CONNECTION_LIMIT,
             (unsigned int)4096, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_ARRAY,
-            opts.is_insecure_http ? &tls_opts[3] : tls_opts, MHD_OPTION_END);
+            opts.is_insecure_http ? &tls_opts[4] : tls_opts, MHD_OPTION_END);
 
         if (d == NULL) {
             fprintf(stderr,
@@ -1268,6 +1307,7 @@ done:
         OPENSSL_cleanse(key, key_len);
     free(cert);
     free(key);
+    free(ca);
     snapshot_release(srv.snap != NULL ? srv.snap : snap);
     pthread_mutex_destroy(&srv.mu);
     return status;

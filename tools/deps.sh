@@ -2,7 +2,7 @@
 # tools/deps.sh: installs the Debian packages paved needs when any is missing.
 # Usage: tools/deps.sh build|test|dev   (apt-get; sudo when not root)
 set -eu
-build="gcc make pkg-config liblua5.4-dev libcjson-dev libyaml-dev libpcre2-dev libmimalloc-dev libsqlite3-dev libssl-dev libmicrohttpd-dev libcurl4-openssl-dev"
+build="gcc make pkg-config liblua5.4-dev libcjson-dev libyaml-dev libpcre2-dev libmimalloc-dev libsqlite3-dev libssl-dev libmicrohttpd-dev libcurl4-openssl-dev libgnutls28-dev"
 test_pkgs="valgrind sqlite3 curl openssl python3"
 dev_pkgs="clang-format cppcheck"
 case "${1:-build}" in
