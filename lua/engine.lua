@@ -20,6 +20,21 @@ local req = nil          -- the request being evaluated
 local ENFORCEMENTS = { deny = true, warn = true, audit = true }
 local ON_ERROR = { deny = true, allow = true }
 
+-- The admission operations a policy decides: applies_to.operations, by default
+-- CREATE and UPDATE. A DELETE or CONNECT reaches only policies that ask for it, so
+-- cleaning up a non-compliant object is never blocked by rules about its content.
+local DEFAULT_OPERATIONS = { CREATE = true, UPDATE = true }
+local function operation_set(list)
+    if type(list) ~= "table" then
+        return DEFAULT_OPERATIONS
+    end
+    local set = {}
+    for _, op in ipairs(list) do
+        set[op] = true
+    end
+    return set
+end
+
 -- 'last' is the last line of the file: where a policy without a check function
 -- is reported, since its table has no position of its own.
 local function validate(p, file, last)
@@ -67,6 +82,7 @@ local function validate(p, file, last)
         mutate = p.mutate,
         golden_path = golden, enforcement = enf, on_error = on_error,
         params = p.params or {}, resources = paved.get(p, "applies_to", "resources"),
+        operations = operation_set(paved.get(p, "applies_to", "operations")),
         exceptions_allowed = not ex or ex.allowed ~= false,
         exceptions_self_service = ex ~= nil and ex.self_service == true,
         exceptions_max_days = ex and ex.max_days or 30,
@@ -258,7 +274,7 @@ end
 function E.eval(i, violation)
     local b = bindings[i]
     local obj = req.object
-    if type(obj) ~= "table" or not in_scope(b, obj) then
+    if type(obj) ~= "table" or not b.policy.operations[req.operation] or not in_scope(b, obj) then
         return false
     end
     local ret = b.policy.check(req, b.params, violation)
@@ -290,7 +306,8 @@ function E.mutate(i)
     local b = bindings[i]
     local obj = req.object
     local fn = b.policy.mutate
-    if fn == nil or type(obj) ~= "table" or not in_scope(b, obj) then
+    if fn == nil or type(obj) ~= "table" or not b.policy.operations[req.operation]
+        or not in_scope(b, obj) then
         return nil
     end
     local ops = fn(req, b.params)

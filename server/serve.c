@@ -80,6 +80,15 @@ struct snapshot {
     char bundle_hash[65];
 };
 
+/* Decisions in which a policy found something, by enforcement, for /metrics. */
+struct policy_count {
+    char *policy;
+    unsigned long by_enforcement[3]; /* deny, warn, audit */
+    unsigned long errors;
+};
+
+#define POLICY_COUNTS_MAX 512
+
 struct server {
     pthread_mutex_t mu;
     struct snapshot *snap; /* guarded by mu */
@@ -94,6 +103,9 @@ struct server {
     atomic_ulong latency_us_sum;
     atomic_ulong n_requests;
     atomic_ulong n_reloads_ok;
+    pthread_mutex_t policy_mu;
+    struct policy_count *policy_counts; /* guarded by policy_mu */
+    size_t n_policy_counts;             /* guarded by policy_mu */
     atomic_ulong n_reloads_failed;
     const char *db_path;
     /* What reload() rebuilds from. */
@@ -232,6 +244,22 @@ static enum MHD_Result respond(struct MHD_Connection *c, unsigned int status, co
     return ret;
 }
 
+/* 405 with the Allow header RFC 9110 asks for. */
+static enum MHD_Result respond_method(struct MHD_Connection *c, const char *allow)
+{
+    char body[64];
+    struct MHD_Response *r;
+    enum MHD_Result ret;
+
+    snprintf(body, sizeof(body), "{\"error\":\"use %s\"}", allow);
+    r = MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_COPY);
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
+    ret = MHD_queue_response(c, MHD_HTTP_METHOD_NOT_ALLOWED, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
 /* A JSON error body {"error": msg}. */
 static enum MHD_Result respond_error(struct MHD_Connection *c, unsigned int status, const char *msg)
 {
@@ -338,6 +366,31 @@ static void observe(struct server *srv, const struct decision *d, uint64_t t0)
     atomic_fetch_add(&srv->latency_us_sum, us);
     atomic_fetch_add(d->is_allowed ? &srv->n_allowed : &srv->n_denied, 1);
     atomic_fetch_add(&srv->n_by_path[d->path], 1);
+    pthread_mutex_lock(&srv->policy_mu);
+    for (size_t i = 0; i < d->n_items; i++) {
+        const struct decide_item *it = &d->items[i];
+        struct policy_count *pc = NULL;
+
+        if (!it->is_violated && it->r.outcome < VM_ERROR)
+            continue;
+        for (size_t k = 0; k < srv->n_policy_counts && pc == NULL; k++)
+            if (strcmp(srv->policy_counts[k].policy, it->policy->id) == 0)
+                pc = &srv->policy_counts[k];
+        if (pc == NULL && srv->n_policy_counts < POLICY_COUNTS_MAX) {
+            srv->policy_counts =
+                xrealloc(srv->policy_counts, (srv->n_policy_counts + 1) * sizeof(*pc));
+            pc = &srv->policy_counts[srv->n_policy_counts++];
+            memset(pc, 0, sizeof(*pc));
+            pc->policy = xstrdup(it->policy->id);
+        }
+        if (pc == NULL)
+            continue;
+        if (it->r.outcome >= VM_ERROR)
+            pc->errors++;
+        else
+            pc->by_enforcement[it->enforcement]++;
+    }
+    pthread_mutex_unlock(&srv->policy_mu);
 }
 
 /* What the audit record says beyond the decision itself. Borrowed strings. */
@@ -792,7 +845,7 @@ static enum MHD_Result handle_metrics(struct server *srv, struct MHD_Connection 
 {
     static const char *const paths[] = {"golden", "exception", "off-road", "denied"};
     struct audit_stats st;
-    size_t cap = 8192;
+    size_t cap = 65536;
     size_t len = 0;
     char *b = xmalloc(cap);
     unsigned long cum = 0;
@@ -828,6 +881,36 @@ static enum MHD_Result handle_metrics(struct server *srv, struct MHD_Connection 
         "paved_audit_commit_failures_total %llu\n",
         (unsigned long long)st.commit_failures);
     OUT("# TYPE paved_audit_writable gauge\npaved_audit_writable %d\n", st.is_writable ? 1 : 0);
+    OUT("# HELP paved_policy_findings_total Decisions in which a policy found a violation "
+        "(by enforcement) or failed.\n# TYPE paved_policy_findings_total counter\n");
+    pthread_mutex_lock(&srv->policy_mu);
+    for (size_t k = 0; k < srv->n_policy_counts && len + 512 < cap; k++) {
+        static const char *const enf[] = {"deny", "warn", "audit"};
+        const struct policy_count *pc = &srv->policy_counts[k];
+
+        for (int e = 0; e < 3; e++)
+            if (pc->by_enforcement[e] > 0)
+                OUT("paved_policy_findings_total{policy=\"%s\",result=\"%s\"} %lu\n", pc->policy,
+                    enf[e], pc->by_enforcement[e]);
+        if (pc->errors > 0)
+            OUT("paved_policy_findings_total{policy=\"%s\",result=\"error\"} %lu\n", pc->policy,
+                pc->errors);
+    }
+    pthread_mutex_unlock(&srv->policy_mu);
+    {
+        static const char *const le[] = {"0.0001", "0.00025", "0.0005", "0.001",
+                                         "0.0025", "0.005",   "0.01",   "+Inf"};
+        unsigned long long acc = 0;
+
+        OUT("# HELP paved_audit_commit_seconds Time of one group commit.\n"
+            "# TYPE paved_audit_commit_seconds histogram\n");
+        for (int j = 0; j < 8; j++) {
+            acc += st.commit_latency_us_buckets[j];
+            OUT("paved_audit_commit_seconds_bucket{le=\"%s\"} %llu\n", le[j], acc);
+        }
+        OUT("paved_audit_commit_seconds_sum %g\n", (double)st.commit_latency_us_sum / 1e6);
+        OUT("paved_audit_commit_seconds_count %llu\n", (unsigned long long)st.commits);
+    }
     OUT("# HELP paved_reloads_total Config and policy reloads.\n# TYPE paved_reloads_total "
         "counter\n");
     OUT("paved_reloads_total{result=\"ok\"} %lu\n", atomic_load(&srv->n_reloads_ok));
@@ -846,14 +929,14 @@ static enum MHD_Result dispatch(struct server *srv, struct MHD_Connection *c, co
         return respond_error(c, MHD_HTTP_CONTENT_TOO_LARGE, "the body exceeds the size limit");
     if (strcmp(url, "/healthz") == 0) {
         if (!is_get)
-            return respond_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "use GET");
+            return respond_method(c, "GET");
         return respond(c, MHD_HTTP_OK, "application/json", xstrdup("{\"status\":\"ok\"}"));
     }
     if (strcmp(url, "/readyz") == 0) {
         struct audit_stats st;
 
         if (!is_get)
-            return respond_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "use GET");
+            return respond_method(c, "GET");
         audit_stats(srv->audit, &st);
         if (!st.is_writable)
             return respond_error(c, MHD_HTTP_SERVICE_UNAVAILABLE,
@@ -862,26 +945,27 @@ static enum MHD_Result dispatch(struct server *srv, struct MHD_Connection *c, co
     }
     if (strcmp(url, "/metrics") == 0) {
         if (!is_get)
-            return respond_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "use GET");
+            return respond_method(c, "GET");
         return handle_metrics(srv, c);
     }
     if (strcmp(url, "/v1/audit/decisions") == 0) {
         if (!is_get)
-            return respond_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "use GET");
+            return respond_method(c, "GET");
         return handle_audit_query(srv, c);
     }
     if (strcmp(url, "/v1/decide") == 0) {
         if (!is_post)
-            return respond_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "use POST");
+            return respond_method(c, "POST");
         return handle_decide(srv, c, rc);
     }
     if (strcmp(url, "/k8s/validate") == 0 || strcmp(url, "/k8s/mutate") == 0) {
         const char *ct;
 
         if (!is_post)
-            return respond_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "use POST");
+            return respond_method(c, "POST");
         ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
-        if (ct == NULL || strncmp(ct, "application/json", 16) != 0)
+        if (ct == NULL || strncasecmp(ct, "application/json", 16) != 0 ||
+            (ct[16] != '\0' && ct[16] != ';' && ct[16] != ' '))
             return respond_error(c, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE,
                                  "send Content-Type: application/json");
         if (url[5] == 'm')
@@ -1081,12 +1165,17 @@ static pv_status parse_listen(const char *s, struct sockaddr_storage *ss, sockle
 int cmd_serve(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"config", required_argument, NULL, 'c'},   {"listen", required_argument, NULL, 'l'},
-        {"tls-cert", required_argument, NULL, 'C'}, {"tls-key", required_argument, NULL, 'K'},
-        {"db", required_argument, NULL, 'd'},       {"policies", required_argument, NULL, 'p'},
-        {"threads", required_argument, NULL, 't'},  {"insecure-http", no_argument, NULL, 'i'},
+        {"config", required_argument, NULL, 'c'},
+        {"listen", required_argument, NULL, 'l'},
+        {"tls-cert", required_argument, NULL, 'C'},
+        {"tls-key", required_argument, NULL, 'K'},
+        {"db", required_argument, NULL, 'd'},
+        {"policies", required_argument, NULL, 'p'},
+        {"threads", required_argument, NULL, 't'},
+        {"insecure-http", no_argument, NULL, 'i'},
         {"client-ca", required_argument, NULL, 'A'},
-        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     const char *config = NULL;
     const char *policies = NULL;
@@ -1203,6 +1292,7 @@ int cmd_serve(int argc, char **argv)
     srv.opts = &opts;
     srv.snap = snap;
     pthread_mutex_init(&srv.mu, NULL);
+    pthread_mutex_init(&srv.policy_mu, NULL);
     if (parse_listen(opts.listen, &ss, &ss_len, &err)) {
         fprintf(stderr, "paved serve: %s\n", err.msg);
         goto done;
@@ -1310,5 +1400,9 @@ done:
     free(ca);
     snapshot_release(srv.snap != NULL ? srv.snap : snap);
     pthread_mutex_destroy(&srv.mu);
+    pthread_mutex_destroy(&srv.policy_mu);
+    for (size_t k = 0; k < srv.n_policy_counts; k++)
+        free(srv.policy_counts[k].policy);
+    free(srv.policy_counts);
     return status;
 }
