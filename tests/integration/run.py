@@ -897,8 +897,8 @@ def check_parity(srv, res, paved, config, tmp):
                    (os.environ.get("PAVED_CORPUS") or ROOT.parent / "shared" / "corpus"))
         return
     for f in files:
-        name = ("parity: /k8s/validate, /v1/decide and `paved check` agree on every object of %s"
-                % f.name)
+        name = ("parity: /k8s/validate, /v1/decide, `paved check` and `paved check --server` "
+                "agree on every object of %s" % f.name)
         if not res.want(name):
             continue
         cases = []
@@ -931,6 +931,22 @@ def check_parity(srv, res, paved, config, tmp):
             except (ValueError, AttributeError):
                 return "paved check: not JSON (exit %d): %s %s" % (rc, clip(out, 200),
                                                                    clip(err, 200))
+            # The same gate, deciding on the server (`paved check --server`): the same
+            # verdict and the same exit status.
+            rargs = ["check", "--server", "https://127.0.0.1:%d" % srv.port, "--token",
+                     TOKENS["TOKEN_CI"][2], "--cacert", str(srv.certs / "ca.crt"), "--format",
+                     "json"]
+            if c.get("namespace"):
+                rargs += ["--namespace", c["namespace"]]
+            rrc, rout, rerr = run_paved(paved, rargs + [str(d / ("%05d.json" % ln))], timeout=60)
+            try:
+                robjs = [o for o in json.loads(rout).get("objects", []) if "allowed" in o]
+            except (ValueError, AttributeError):
+                return "paved check --server: not JSON (exit %d): %s %s" % (
+                    rrc, clip(rout, 200), clip(rerr, 200))
+            if rrc != rc or [o["allowed"] for o in robjs] != [o["allowed"] for o in objs]:
+                return "paved check exit %d allowed %s, paved check --server exit %d allowed %s" % (
+                    rc, [o["allowed"] for o in objs], rrc, [o["allowed"] for o in robjs])
             return objs
 
         offline_list = parallel(max(2, min(8, os.cpu_count() or 2)), cases, offline_one,
