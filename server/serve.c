@@ -1330,6 +1330,8 @@ int cmd_serve(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
+    /* A file-size limit must fail the write (EFBIG, a failed commit), not kill us. */
+    signal(SIGXFSZ, SIG_IGN);
     flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
     if (!opts.is_insecure_http)
         flags |= MHD_USE_TLS;

@@ -236,8 +236,9 @@ def free_port():
 class Server:
     all = []
 
-    def __init__(self, paved, tmp, name, db, config, certs):
+    def __init__(self, paved, tmp, name, db, config, certs, fsize_limit=None):
         self.paved, self.tmp, self.name = paved, tmp, name
+        self.fsize_limit = fsize_limit
         self.db, self.config, self.certs = db, config, certs
         self.proc = None
         self.port = None
@@ -260,7 +261,8 @@ class Server:
                  "--listen", "%s:%d" % (HOST, self.port),
                  "--tls-cert", str(self.certs / "tls.crt"), "--tls-key", str(self.certs / "tls.key"),
                  "--db", str(self.db), "--threads", "4"],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=str(self.tmp), env=env)
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=str(self.tmp), env=env,
+                preexec_fn=self.limit_files if self.fsize_limit else None)
             log.close()
             why = self.wait_healthy(timeout)
             if why is None:
@@ -270,6 +272,11 @@ class Server:
                 return why
             # Exited: maybe the port was taken between free_port() and bind; try another.
         return why
+
+    def limit_files(self):
+        """In the child: no file may grow past fsize_limit bytes (a full disk)."""
+        import resource
+        resource.setrlimit(resource.RLIMIT_FSIZE, (self.fsize_limit, self.fsize_limit))
 
     def wait_healthy(self, timeout):
         deadline = time.monotonic() + timeout
@@ -1322,6 +1329,67 @@ def check_reload(paved, tmp, certs, golden, res):
                                                      srv.log_tail(8)])
 
 
+def check_full_disk(paved, tmp, config, certs, golden, res):
+    """The disk fills up under the server (RLIMIT_FSIZE): requests then fail cleanly
+    instead of being answered unrecorded, /readyz fails, and every decision that was
+    answered is in the store, whose chain still verifies."""
+    names = ["full disk: a decision that cannot be recorded is not answered as decided",
+             "full disk: /readyz fails once the store cannot commit",
+             "full disk: every answered decision is in the store and the chain verifies"]
+    if not any(res.want(n) for n in names):
+        return
+    db = tmp / "full.db"
+    srv = Server(paved, tmp, "full-disk", db, config, certs, fsize_limit=256 * 1024)
+    why = srv.start()
+    if why:
+        res.fail(names[0], ["the server did not start: " + why])
+        return
+    answered, failed, other = [], 0, []
+    try:
+        for i in range(3000):
+            r = srv.request("POST", "/k8s/validate", review_bytes(golden, "full-%d" % i))
+            try:
+                resp = json.loads(r.body)["response"]
+            except (ValueError, KeyError):
+                other.append("%d %s" % (r.status, clip(r.body, 200)))
+                break
+            did = decision_id_of(json.loads(r.body))
+            if resp.get("allowed") is True and did:
+                answered.append(did)
+            elif resp.get("allowed") is False and (resp.get("status") or {}).get("code") == 500:
+                failed += 1
+                if did:
+                    other.append("a failed answer carries decision id %s" % did)
+                if failed >= 3:
+                    break
+            else:
+                other.append(clip(r.body, 300))
+                break
+        ready = srv.request("GET", "/readyz")
+    except (OSError, http.client.HTTPException) as e:
+        res.fail(names[0], [repr(e), srv.log_tail(8)])
+        srv.kill9()
+        return
+    srv.terminate(10.0)
+    res.check(names[0], other + ([] if failed else
+                                 ["no request failed: the limit was never reached (%d answered)"
+                                  % len(answered)]),
+              note="%d answered before the disk filled, then %d answered 500" %
+              (len(answered), failed))
+    res.check(names[1], [] if ready.status == 503 else
+              ["GET /readyz answered %d %s" % (ready.status, clip(ready.body, 200))])
+    reasons = []
+    stored = audit_rows(db, answered)
+    lost = [d for d in answered if d not in stored]
+    if lost:
+        reasons.append("%d answered decisions are not in the store, e.g. %s" % (len(lost),
+                                                                                lost[:3]))
+    rc, out, err = audit_verify(paved, db)
+    if rc != 0:
+        reasons.append("paved audit verify: exit %s %s %s" % (rc, clip(out, 300), clip(err, 300)))
+    res.check(names[2], reasons, note="%d answered decisions checked" % len(answered))
+
+
 def check_crash(paved, tmp, config, certs, golden, privileged, res):
     names = ["crash: every decision id a client received survives kill -9",
              "crash: audit verify passes after kill -9 and restart",
@@ -1563,6 +1631,7 @@ def run_all(res, paved, tmp):
     check_verify_and_tamper(paved, srv.db, tmp, res)
     check_reload(paved, tmp, certs, golden, res)
     check_crash(paved, tmp, config, certs, golden, privileged, res)
+    check_full_disk(paved, tmp, config, certs, golden, res)
     check_sanitizers(Server.all, res)
 
     print("# %.1f s" % (time.monotonic() - t_run))
