@@ -83,6 +83,19 @@ pv_status audit_open(struct audit **out, const struct audit_options *opt, struct
 pv_status audit_submit(struct audit *a, struct audit_record *rec, uint64_t deadline_ns,
                        struct pv_err *err);
 
+/* Completion of audit_submit_cb: 'rc' is PV_OK once the record's batch committed, else
+ * PV_EIO (or PV_EINVAL for a duplicate id) with 'msg' saying why. 'msg' is borrowed
+ * for the call. Runs on the writer thread: return quickly and do not submit from it. */
+typedef void audit_done_fn(void *arg, pv_status rc, const char *msg);
+
+/* Like audit_submit, but returns once the record is queued instead of waiting for the
+ * commit; 'done' runs exactly once afterwards, when the batch holding the record has
+ * committed or failed. With async durability 'done' runs before this returns. When it
+ * returns an error (invalid record, queue full until 'deadline_ns', closing) the record
+ * was not queued and 'done' never runs. Takes 'rec' in every case. Thread-safe. */
+pv_status audit_submit_cb(struct audit *a, struct audit_record *rec, uint64_t deadline_ns,
+                          audit_done_fn *done, void *arg, struct pv_err *err);
+
 /* Copies the counters into *out. Thread-safe. */
 void audit_stats(struct audit *a, struct audit_stats *out);
 

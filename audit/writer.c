@@ -25,11 +25,14 @@
 #define RECORD_MAX_BYTES (1u << 20) /* all strings of one record together */
 #define CHECKPOINT_EVERY_MS 200
 
-/* A sync submitter waits on its own stack frame until the writer fills it in. */
+/* A sync submitter waits on its own stack frame until the writer fills it in; a
+ * callback submitter's waiter lives on the heap and the writer frees it after 'done'. */
 struct waiter {
     pv_status rc;
     bool is_done;
     char msg[PV_ERR_MSG_MAX];
+    audit_done_fn *done; /* NULL: a thread waits on a->done */
+    void *arg;
 };
 
 struct item {
@@ -244,10 +247,11 @@ static struct timespec to_timespec(uint64_t ns)
     return ts;
 }
 
-pv_status audit_submit(struct audit *a, struct audit_record *rec, uint64_t deadline_ns,
-                       struct pv_err *err)
+/* Queues 'rec' (takes it) with waiter 'w' (NULL: nobody waits). Returns with a->mu
+ * held on PV_OK, released on failure (the record is freed then). */
+static pv_status enqueue(struct audit *a, struct audit_record *rec, uint64_t deadline_ns,
+                         struct waiter *w, struct pv_err *err)
 {
-    struct waiter w = {PV_OK, false, ""};
     char *policies = NULL;
     struct item *it;
     pv_status rc;
@@ -284,10 +288,25 @@ pv_status audit_submit(struct audit *a, struct audit_record *rec, uint64_t deadl
     it = &a->ring[(a->head + a->count) % a->cap];
     it->rec = rec;
     it->policies = policies;
-    it->w = a->is_async ? NULL : &w;
+    it->w = w;
     a->count++;
     a->stats.queue_depth = a->count;
     pthread_cond_signal(&a->not_empty);
+    return PV_OK;
+fail:
+    free(policies);
+    audit_record_free(rec);
+    return rc;
+}
+
+pv_status audit_submit(struct audit *a, struct audit_record *rec, uint64_t deadline_ns,
+                       struct pv_err *err)
+{
+    struct waiter w = {PV_OK, false, "", NULL, NULL};
+    pv_status rc = enqueue(a, rec, deadline_ns, a->is_async ? NULL : &w, err);
+
+    if (rc)
+        return rc;
     if (a->is_async) {
         pthread_mutex_unlock(&a->mu);
         return PV_OK;
@@ -298,10 +317,28 @@ pv_status audit_submit(struct audit *a, struct audit_record *rec, uint64_t deadl
     if (w.rc)
         return pv_err_set(err, w.rc, "%s", w.msg);
     return PV_OK;
-fail:
-    free(policies);
-    audit_record_free(rec);
-    return rc;
+}
+
+pv_status audit_submit_cb(struct audit *a, struct audit_record *rec, uint64_t deadline_ns,
+                          audit_done_fn *done, void *arg, struct pv_err *err)
+{
+    struct waiter *w = NULL;
+    pv_status rc;
+
+    if (!a->is_async) {
+        w = xcalloc(1, sizeof(*w));
+        w->done = done;
+        w->arg = arg;
+    }
+    rc = enqueue(a, rec, deadline_ns, w, err);
+    if (rc) {
+        free(w);
+        return rc;
+    }
+    pthread_mutex_unlock(&a->mu);
+    if (a->is_async)
+        done(arg, PV_OK, "");
+    return PV_OK;
 }
 
 void audit_stats(struct audit *a, struct audit_stats *out)
@@ -492,6 +529,8 @@ static void *writer_main(void *arg)
 {
     struct audit *a = arg;
     pv_status *rcs = xcalloc(a->batch_max, sizeof(*rcs));
+    struct waiter **callbacks = xcalloc(a->batch_max, sizeof(*callbacks));
+    size_t n_callbacks = 0;
 
     pthread_mutex_lock(&a->mu);
     for (;;) {
@@ -546,6 +585,9 @@ static void *writer_main(void *arg)
                     snprintf(it->w->msg, sizeof(it->w->msg),
                              "audit: decision %s not recorded: duplicate id", it->rec->id);
                 it->w->is_done = true;
+                /* Callback waiters are answered after the lock is dropped. */
+                if (it->w->done != NULL)
+                    callbacks[n_callbacks++] = it->w;
             }
             audit_record_free(it->rec);
             free(it->policies);
@@ -553,13 +595,26 @@ static void *writer_main(void *arg)
             it->policies = NULL;
         }
         pthread_cond_broadcast(&a->done);
+        if (n_callbacks > 0) {
+            pthread_mutex_unlock(&a->mu);
+            for (size_t i = 0; i < n_callbacks; i++) {
+                callbacks[i]->done(callbacks[i]->arg, callbacks[i]->rc, callbacks[i]->msg);
+                free(callbacks[i]);
+            }
+            n_callbacks = 0;
+            pthread_mutex_lock(&a->mu);
+        }
     }
     pthread_mutex_unlock(&a->mu);
     free(rcs);
+    free(callbacks);
     return NULL;
 }
 
 /* ---- Checkpoints (checkpointer thread) ---- */
+
+/* About 64 MiB of 4 KiB pages. */
+#define WAL_RESTART_FRAMES 16384
 
 /* Copies WAL pages into the database from its own connection, so the fsync of the
  * database file never delays a commit. PASSIVE never blocks the writer. */
@@ -579,10 +634,24 @@ static void *checkpointer_main(void *arg)
             continue;
         seen = commits;
         pthread_mutex_unlock(&a->mu);
-        if (sqlite3_wal_checkpoint_v2(a->ckpt_db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL) !=
-            SQLITE_OK)
-            log_msg(LOG_DEBUG, "audit", "checkpoint of %s: %s", a->path,
-                    sqlite3_errmsg(a->ckpt_db));
+        {
+            int n_log = 0;
+            int n_done = 0;
+
+            if (sqlite3_wal_checkpoint_v2(a->ckpt_db, NULL, SQLITE_CHECKPOINT_PASSIVE, &n_log,
+                                          &n_done) != SQLITE_OK)
+                log_msg(LOG_DEBUG, "audit", "checkpoint of %s: %s", a->path,
+                        sqlite3_errmsg(a->ckpt_db));
+            /* Under steady writes a passive checkpoint is never complete when the writer
+             * starts its next transaction, so the WAL would never restart and would grow
+             * without end. Past WAL_RESTART_FRAMES, TRUNCATE once: it waits for the
+             * writer's current batch, copies the few frames left and empties the file. */
+            if (n_log > WAL_RESTART_FRAMES &&
+                sqlite3_wal_checkpoint_v2(a->ckpt_db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL,
+                                          NULL) != SQLITE_OK)
+                log_msg(LOG_WARN, "audit", "truncating checkpoint of %s: %s", a->path,
+                        sqlite3_errmsg(a->ckpt_db));
+        }
         pthread_mutex_lock(&a->mu);
     }
     pthread_mutex_unlock(&a->mu);

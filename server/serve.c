@@ -102,6 +102,7 @@ struct server {
     atomic_ulong latency_buckets[10];
     atomic_ulong latency_us_sum;
     atomic_ulong n_requests;
+    atomic_int n_parked; /* connections suspended until their audit commit */
     atomic_ulong n_reloads_ok;
     pthread_mutex_t policy_mu;
     struct policy_count *policy_counts; /* guarded by policy_mu */
@@ -208,11 +209,29 @@ static struct vm *thread_vm(struct snapshot *snap, struct pv_err *err)
 
 /* ---- Requests ---- */
 
+struct server;
+
+/* One request. While its decision waits for the audit commit the connection is
+ * suspended and the fields below the body hold the answer to send. */
 struct req_ctx {
     char *body;
     size_t len;
     size_t cap;
     bool is_too_big;
+    /* A parked decision (see park()). */
+    bool is_waiting;
+    struct server *srv;
+    struct MHD_Connection *conn;
+    struct snapshot *snap; /* held until the answer */
+    struct decision d;     /* for the metrics */
+    uint64_t t0;
+    char id[AUDIT_ID_LEN + 1];
+    char *uid; /* AdmissionReview uid, or NULL for the API */
+    char *api_version;
+    const char *source;
+    char *ok_body;      /* the answer once the record is committed */
+    pv_status audit_rc; /* set by on_committed */
+    char audit_msg[PV_ERR_MSG_MAX];
 };
 
 static uint64_t now_ns(void)
@@ -423,14 +442,14 @@ static cJSON *subject_of(const cJSON *obj, const char *name, const char *actor)
     return subject;
 }
 
-/* Decides 'req' (req->object may be NULL: nothing to decide, allowed) and commits the
- * record before returning. On PV_OK *d holds the decision (release with decision_fini)
- * and 'id' its decision id. On failure nothing was recorded and the caller must not
- * answer as if it had decided; 'err' says why. */
-static pv_status decide_and_record(struct server *srv, struct snapshot *snap, enum cfg_entry entry,
-                                   const struct pv_request *req, const struct record_meta *m,
-                                   uint64_t t0, struct decision *d, char id[AUDIT_ID_LEN + 1],
-                                   cJSON **patch, struct pv_err *err)
+/* Decides 'req' (req->object may be NULL: nothing to decide, allowed) and builds its
+ * audit record. On PV_OK *d holds the decision (release with decision_fini) and *rec
+ * the record to commit (caller takes it); with 'patch', the mutating bindings run and
+ * *patch is their JSONPatch. On failure nothing is held. */
+static pv_status decide_for(struct snapshot *snap, enum cfg_entry entry,
+                            const struct pv_request *req, const struct record_meta *m, uint64_t t0,
+                            struct decision *d, struct audit_record **rec_out, cJSON **patch,
+                            struct pv_err *err)
 {
     struct audit_record *rec;
     struct vm *vm;
@@ -455,7 +474,6 @@ static pv_status decide_and_record(struct server *srv, struct snapshot *snap, en
     }
     rec = xcalloc(1, sizeof(*rec));
     audit_new_id(rec->id);
-    memcpy(id, rec->id, sizeof(rec->id));
     rec->time_ms = wall_ms();
     rec->source = xstrdup(m->source);
     rec->request_uid = dup_or_null(m->request_uid);
@@ -478,24 +496,92 @@ static pv_status decide_and_record(struct server *srv, struct snapshot *snap, en
     rec->bundle_hash = xstrdup(snap->bundle_hash);
     rec->latency_us = (int64_t)((now_ns() - t0) / 1000);
     rec->is_dry_run = req->is_dry_run;
-    st = audit_submit(srv->audit, rec,
-                      t0 + (uint64_t)snap->e.cfg->server.request_timeout_ms * 1000000u, err);
-    if (st) {
-        log_msg(LOG_ERROR, "serve", "uid=%s decision=%s audit failed: %s",
-                m->request_uid != NULL ? m->request_uid : "-", id, err->msg);
-        decision_fini(d);
-        if (patch != NULL) {
-            cJSON_Delete(*patch);
-            *patch = NULL;
-        }
-        return st;
-    }
-    observe(srv, d, t0);
-    log_msg(LOG_INFO, "decide", "uid=%s decision=%s source=%s allowed=%s path=%s us=%llu",
-            m->request_uid != NULL ? m->request_uid : "-", id, m->source,
-            d->is_allowed ? "true" : "false", decide_path_name(d->path),
-            (unsigned long long)((now_ns() - t0) / 1000));
+    *rec_out = rec;
     return PV_OK;
+}
+
+/* The audit writer's completion: wake the parked connection. Writer thread. */
+static void on_committed(void *arg, pv_status rc, const char *msg)
+{
+    struct req_ctx *r = arg;
+
+    r->audit_rc = rc;
+    snprintf(r->audit_msg, sizeof(r->audit_msg), "%s", msg);
+    MHD_resume_connection(r->conn);
+}
+
+/* Queues 'rec' (takes it) and suspends the connection until its batch has committed,
+ * so the worker thread serves other connections meanwhile and concurrent decisions
+ * share one commit. Takes 'snap', 'd' and 'ok_body' (the answer once committed); the
+ * answer is queued by finish() when libmicrohttpd calls the handler again. */
+static enum MHD_Result park(struct server *srv, struct MHD_Connection *c, struct req_ctx *r,
+                            struct snapshot *snap, struct decision *d, struct audit_record *rec,
+                            uint64_t t0, const char *uid, const char *api_version,
+                            const char *source, char *ok_body)
+{
+    struct pv_err err = {0};
+    uint64_t deadline = t0 + (uint64_t)snap->e.cfg->server.request_timeout_ms * 1000000u;
+
+    r->srv = srv;
+    r->conn = c;
+    r->snap = snap;
+    r->d = *d;
+    memset(d, 0, sizeof(*d));
+    r->t0 = t0;
+    memcpy(r->id, rec->id, sizeof(r->id));
+    r->uid = dup_or_null(uid);
+    r->api_version = dup_or_null(api_version);
+    r->source = source;
+    r->ok_body = ok_body;
+    r->audit_rc = PV_OK;
+    r->is_waiting = true;
+    atomic_fetch_add(&srv->n_parked, 1);
+    MHD_suspend_connection(c);
+    if (audit_submit_cb(srv->audit, rec, deadline, on_committed, r, &err)) {
+        /* Not queued: the callback never runs; answer with the failure ourselves. */
+        r->audit_rc = err.code;
+        snprintf(r->audit_msg, sizeof(r->audit_msg), "%s", err.msg);
+        MHD_resume_connection(c);
+    }
+    return MHD_YES;
+}
+
+/* Sends the answer of a parked decision once its commit finished. */
+static enum MHD_Result finish(struct MHD_Connection *c, struct req_ctx *r)
+{
+    struct server *srv = r->srv;
+    enum MHD_Result ret;
+
+    r->is_waiting = false;
+    atomic_fetch_sub(&srv->n_parked, 1);
+    if (r->audit_rc == PV_OK) {
+        observe(srv, &r->d, r->t0);
+        log_msg(LOG_INFO, "decide", "uid=%s decision=%s source=%s allowed=%s path=%s us=%llu",
+                r->uid != NULL ? r->uid : "-", r->id, r->source, r->d.is_allowed ? "true" : "false",
+                decide_path_name(r->d.path), (unsigned long long)((now_ns() - r->t0) / 1000));
+        ret = respond(c, MHD_HTTP_OK, "application/json", r->ok_body);
+        r->ok_body = NULL;
+    } else {
+        /* Not recorded, so not decided: the API server applies its failurePolicy. */
+        atomic_fetch_add(&srv->n_errors, 1);
+        log_msg(LOG_ERROR, "serve", "uid=%s decision=%s not recorded: %s",
+                r->uid != NULL ? r->uid : "-", r->id, r->audit_msg);
+        if (r->uid != NULL) {
+            struct admission_resp resp = {0};
+
+            resp.uid = r->uid;
+            resp.api_version = r->api_version;
+            resp.status_code = 500;
+            resp.message = r->audit_msg;
+            ret = respond(c, MHD_HTTP_OK, "application/json", admission_response_json(&resp));
+        } else {
+            ret = respond_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, r->audit_msg);
+        }
+    }
+    decision_fini(&r->d);
+    snapshot_release(r->snap);
+    r->snap = NULL;
+    return ret;
 }
 
 /* POST /k8s/validate */
@@ -510,9 +596,9 @@ static enum MHD_Result handle_validate(struct server *srv, struct MHD_Connection
     struct decision d;
     struct pv_request req;
     struct record_meta meta;
+    struct audit_record *rec = NULL;
     cJSON *review = cJSON_ParseWithLength(rc->body, rc->len);
     cJSON *subject = NULL;
-    char id[AUDIT_ID_LEN + 1];
     char **deny = NULL;
     char **warn = NULL;
     size_t n_deny = 0;
@@ -546,18 +632,19 @@ static enum MHD_Result handle_validate(struct server *srv, struct MHD_Connection
     meta.name = ar.name;
     resp.uid = ar.uid;
     resp.api_version = ar.api_version;
-    if (decide_and_record(srv, snap, CFG_ADMISSION, &req, &meta, t0, &d, id, NULL, &err)) {
-        /* Not recorded, so not decided: the API server applies its failurePolicy. */
+    if (decide_for(snap, CFG_ADMISSION, &req, &meta, t0, &d, &rec, NULL, &err)) {
         atomic_fetch_add(&srv->n_errors, 1);
         resp.status_code = 500;
         resp.message = err.msg;
+        ret = respond(c, MHD_HTTP_OK, "application/json", admission_response_json(&resp));
+        snapshot_release(snap);
     } else {
         size_t len = 0;
 
         collect(&d, VM_DENY, &deny, &n_deny);
         collect(&d, VM_WARN, &warn, &n_warn);
         resp.is_allowed = d.is_allowed;
-        resp.decision_id = id;
+        resp.decision_id = rec->id;
         resp.path = decide_path_name(d.path);
         for (size_t i = 0; i < n_deny && len + 4 < sizeof(message); i++)
             len += (size_t)snprintf(message + len, sizeof(message) - len, "%s%s", i > 0 ? "; " : "",
@@ -566,14 +653,13 @@ static enum MHD_Result handle_validate(struct server *srv, struct MHD_Connection
             resp.message = message;
         resp.warnings = (const char *const *)warn;
         resp.n_warnings = n_warn;
-        decision_fini(&d);
+        ret = park(srv, c, rc, snap, &d, rec, t0, ar.uid, ar.api_version, "admission",
+                   admission_response_json(&resp));
     }
-    ret = respond(c, MHD_HTTP_OK, "application/json", admission_response_json(&resp));
     free_lines(deny, n_deny);
     free_lines(warn, n_warn);
     cJSON_Delete(subject);
     cJSON_Delete(review);
-    snapshot_release(snap);
     return ret;
 }
 
@@ -593,7 +679,7 @@ static enum MHD_Result handle_mutate(struct server *srv, struct MHD_Connection *
     cJSON *review = cJSON_ParseWithLength(rc->body, rc->len);
     cJSON *subject = NULL;
     cJSON *patch = NULL;
-    char id[AUDIT_ID_LEN + 1];
+    struct audit_record *rec = NULL;
     char *patch_text = NULL;
     char *b64 = NULL;
     enum MHD_Result ret;
@@ -628,28 +714,29 @@ static enum MHD_Result handle_mutate(struct server *srv, struct MHD_Connection *
     meta.name = ar.name;
     resp.uid = ar.uid;
     resp.api_version = ar.api_version;
-    if (decide_and_record(srv, snap, CFG_ADMISSION, &req, &meta, t0, &d, id,
-                          req.object != NULL ? &patch : NULL, &err)) {
+    if (decide_for(snap, CFG_ADMISSION, &req, &meta, t0, &d, &rec,
+                   req.object != NULL ? &patch : NULL, &err)) {
         atomic_fetch_add(&srv->n_errors, 1);
         resp.status_code = 500;
         resp.message = err.msg;
+        ret = respond(c, MHD_HTTP_OK, "application/json", admission_response_json(&resp));
+        snapshot_release(snap);
     } else {
         resp.is_allowed = true;
-        resp.decision_id = id;
+        resp.decision_id = rec->id;
         if (patch != NULL && cJSON_GetArraySize(patch) > 0) {
             patch_text = cJSON_PrintUnformatted(patch);
             b64 = jsonpatch_base64(patch_text, strlen(patch_text));
             resp.patch_b64 = b64;
         }
-        decision_fini(&d);
+        ret = park(srv, c, rc, snap, &d, rec, t0, ar.uid, ar.api_version, "admission",
+                   admission_response_json(&resp));
     }
-    ret = respond(c, MHD_HTTP_OK, "application/json", admission_response_json(&resp));
     free(patch_text);
     free(b64);
     cJSON_Delete(patch);
     cJSON_Delete(subject);
     cJSON_Delete(review);
-    snapshot_release(snap);
     return ret;
 }
 
@@ -737,7 +824,8 @@ static enum MHD_Result handle_decide(struct server *srv, struct MHD_Connection *
     struct pv_request req = {0};
     struct record_meta meta = {0};
     struct decision d;
-    char id[AUDIT_ID_LEN + 1];
+    struct audit_record *rec = NULL;
+    char *text;
     cJSON *body = NULL;
     cJSON *subject = NULL;
     cJSON *out;
@@ -770,8 +858,8 @@ static enum MHD_Result handle_decide(struct server *srv, struct MHD_Connection *
     meta.source = req.source;
     meta.kind = kind;
     meta.actor = tok->name;
-    if (decide_and_record(srv, snap, tok->role == ROLE_CI ? CFG_CI : CFG_API, &req, &meta, t0, &d,
-                          id, NULL, &err)) {
+    if (decide_for(snap, tok->role == ROLE_CI ? CFG_CI : CFG_API, &req, &meta, t0, &d, &rec, NULL,
+                   &err)) {
         atomic_fetch_add(&srv->n_errors, 1);
         ret = respond_error(
             c, err.code == PV_EINVAL ? MHD_HTTP_BAD_REQUEST : MHD_HTTP_INTERNAL_SERVER_ERROR,
@@ -779,13 +867,14 @@ static enum MHD_Result handle_decide(struct server *srv, struct MHD_Connection *
         goto done;
     }
     out = cJSON_CreateObject();
-    cJSON_AddStringToObject(out, "decision_id", id);
+    cJSON_AddStringToObject(out, "decision_id", rec->id);
     cJSON_AddBoolToObject(out, "allowed", d.is_allowed);
     cJSON_AddStringToObject(out, "path", decide_path_name(d.path));
     add_findings(out, &d);
-    decision_fini(&d);
-    ret = respond(c, MHD_HTTP_OK, "application/json", cJSON_PrintUnformatted(out));
+    text = cJSON_PrintUnformatted(out);
     cJSON_Delete(out);
+    ret = park(srv, c, rc, snap, &d, rec, t0, NULL, NULL, req.source, text);
+    snap = NULL;
 done:
     cJSON_Delete(subject);
     cJSON_Delete(body);
@@ -1006,6 +1095,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         *req_cls = rc;
         return MHD_YES;
     }
+    if (rc->is_waiting)
+        return finish(c, rc);
     if (*upload_data_size > 0) {
         size_t max = srv->opts->max_body_bytes;
 
@@ -1046,6 +1137,13 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
     (void)toe;
     if (rc != NULL) {
         free(rc->body);
+        free(rc->ok_body);
+        free(rc->uid);
+        free(rc->api_version);
+        if (rc->snap != NULL) {
+            decision_fini(&rc->d);
+            snapshot_release(rc->snap);
+        }
         free(rc);
     }
     *req_cls = NULL;
@@ -1332,7 +1430,8 @@ int cmd_serve(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     /* A file-size limit must fail the write (EFBIG, a failed commit), not kill us. */
     signal(SIGXFSZ, SIG_IGN);
-    flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
+    flags =
+        MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC;
     if (!opts.is_insecure_http)
         flags |= MHD_USE_TLS;
     if (ss.ss_family == AF_INET6)
@@ -1388,6 +1487,11 @@ int cmd_serve(int argc, char **argv)
             }
         }
         log_msg(LOG_INFO, "serve", "stopping");
+        /* No new connections; let the parked decisions get their commits and answers
+         * (stopping with suspended connections is not allowed), bounded in time. */
+        MHD_quiesce_daemon(d);
+        for (int i = 0; i < 1000 && atomic_load(&srv.n_parked) > 0; i++)
+            usleep(10000);
         MHD_stop_daemon(d);
     }
     status = 0;
