@@ -866,6 +866,55 @@ static void test_read_while_writing(void)
 
 /* ---- Setup ---- */
 
+/* ---- audit_submit_cb ---- */
+
+struct cb_count {
+    pthread_mutex_t mu;
+    int ok;
+    int failed;
+};
+
+static void count_done(void *arg, pv_status rc, const char *msg)
+{
+    struct cb_count *c = arg;
+
+    (void)msg;
+    pthread_mutex_lock(&c->mu);
+    if (rc == PV_OK)
+        c->ok++;
+    else
+        c->failed++;
+    pthread_mutex_unlock(&c->mu);
+}
+
+static void test_submit_cb(void)
+{
+    char path[128];
+    struct cb_count c = {PTHREAD_MUTEX_INITIALIZER, 0, 0};
+    struct audit_verify_result res;
+    struct pv_err err = {PV_OK, ""};
+    struct audit *a = open_store(db_path(path, sizeof(path), "cb.db"), false, 0, 0);
+    struct audit_record *bad;
+    int queued = 0;
+
+    if (!T_OK(a != NULL))
+        return;
+    /* Many records queued without waiting: every callback runs once, after its commit. */
+    for (int i = 0; i < 2000; i++)
+        queued += audit_submit_cb(a, simple_record(), UINT64_MAX, count_done, &c, &err) == PV_OK;
+    T_EQ_INT(queued, 2000);
+    /* A record refused before queueing: an error, and its callback never runs. */
+    bad = simple_record();
+    free(bad->team);
+    bad->team = NULL;
+    T_EQ_INT(audit_submit_cb(a, bad, UINT64_MAX, count_done, &c, &err), PV_EINVAL);
+    audit_close(a);
+    T_EQ_INT(c.ok, 2000);
+    T_EQ_INT(c.failed, 0);
+    T_EQ_INT(verify_rows(path, &res), 2000);
+    T_OK(res.is_ok);
+}
+
 static void remove_dir(const char *d)
 {
     DIR *dp = opendir(d);
@@ -903,6 +952,7 @@ int main(void)
     test_bad_input();
     test_query();
     test_read_while_writing();
+    test_submit_cb();
     remove_dir(dir);
     return t_done();
 }
