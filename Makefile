@@ -134,9 +134,13 @@ demo: build/paved
 check: deps-dev
 	@sh tools/check.sh
 
+# Engine and CLI (docs/BENCHMARKS.md), then the server against nginx under wrk
+# (docs/BENCHMARKS-server.md).
 bench: deps-test
+	@sh tools/deps.sh bench
 	@$(MAKE) --no-print-directory build/paved $(BENCH_BIN)
 	@sh tests/bench/run.sh $(B)
+	@sh tests/bench/server.sh $(B)
 
 install: build/paved
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/paved/policies
