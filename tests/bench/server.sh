@@ -814,10 +814,10 @@ EOF2
                     "$(field rps "$tmp/wrk.diag-threads")"
                 echo "."
             fi
-            echo "  Each libmicrohttpd worker thread (one request at a time in its thread-pool mode) holds its"
-            echo "  request while the audit batch commits, so"
-            echo "  at most ${paved_threads:-?} records share a commit and the server waits on fsync instead of"
-            echo "  working: see the CPU column (cores busy) and the /metrics mean above."
+            echo "  A decision waiting for its audit commit parks its connection (libmicrohttpd"
+            echo "  suspend/resume), so the ${paved_threads:-?} worker threads keep deciding while the writer"
+            echo "  commits the waiting records in one batch: durable and async audit now reach about"
+            echo "  the same rate, and the limit is CPU per request."
             echo "  The CPU cost itself is $(cpu_per_req paved-1) µs a request against nginx's $(cpu_per_req nginx-1): the ratio"
             echo "  target needs about $(calc '%.0f' "$(nproc) * 1e6 / ($T_RATIO * $n_rps)") CPU µs a request on these $(nproc) CPUs, wrk included."
             if [ "$perf_note" = ok ]; then
