@@ -9,6 +9,7 @@
 
 #include "decide.h"
 #include "input.h"
+#include "jsonutil.h"
 #include "remote.h"
 #include "xalloc.h"
 
@@ -88,37 +89,11 @@ static bool is_cluster_scoped(const char *kind)
     return false;
 }
 
-static const char *str_at(const cJSON *o, const char *a, const char *b)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, a);
-
-    if (b != NULL)
-        v = cJSON_GetObjectItemCaseSensitive(v, b);
-    return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-
-/* Builds the subject of DESIGN.md from the object's labels. Caller frees. */
-static cJSON *subject_of(const cJSON *obj)
-{
-    const cJSON *labels = cJSON_GetObjectItemCaseSensitive(
-        cJSON_GetObjectItemCaseSensitive(obj, "metadata"), "labels");
-    const char *team = str_at(labels, "team", NULL);
-    const char *service = str_at(labels, "app.kubernetes.io/name", NULL);
-    cJSON *s = cJSON_CreateObject();
-
-    cJSON_AddStringToObject(s, "team", team != NULL ? team : "unknown");
-    if (service == NULL)
-        service = str_at(obj, "metadata", "name");
-    if (service != NULL)
-        cJSON_AddStringToObject(s, "service", service);
-    return s;
-}
-
 /* 'ns' is the namespace the object was decided in (its own, or --namespace). */
 static void object_name(const struct input_obj *o, const char *ns, char *out, size_t cap)
 {
-    const char *kind = str_at(o->object, "kind", NULL);
-    const char *name = str_at(o->object, "metadata", "name");
+    const char *kind = json_str(o->object, "kind", NULL);
+    const char *name = json_str(o->object, "metadata", "name");
 
     snprintf(out, cap, "%s/%s%s%s", kind != NULL ? kind : "?", ns != NULL ? ns : "",
              ns != NULL ? "/" : "", name != NULL ? name : "(unnamed)");
@@ -206,14 +181,14 @@ static cJSON *json_of(const struct opts *op, const struct input_obj *o, const ch
     cJSON *v = cJSON_AddArrayToObject(j, "violations");
     cJSON *errs = cJSON_AddArrayToObject(j, "errors");
     cJSON *bs = op->is_explain ? cJSON_AddArrayToObject(j, "bindings") : NULL;
-    const char *name = str_at(o->object, "metadata", "name");
+    const char *name = json_str(o->object, "metadata", "name");
 
     cJSON_AddStringToObject(j, "file", o->file);
     cJSON_AddNumberToObject(j, "document", o->doc);
     if (o->item > 0)
         cJSON_AddNumberToObject(j, "item", o->item);
     cJSON_AddNumberToObject(j, "line", o->line);
-    cJSON_AddStringToObject(j, "kind", str_at(o->object, "kind", NULL));
+    cJSON_AddStringToObject(j, "kind", json_str(o->object, "kind", NULL));
     if (ns != NULL)
         cJSON_AddStringToObject(j, "namespace", ns);
     if (name != NULL)
@@ -469,9 +444,9 @@ int cmd_check(int argc, char **argv)
     }
     for (size_t i = 0; i < in.n_objs; i++) {
         const struct input_obj *o = &in.objs[i];
-        const char *kind = str_at(o->object, "kind", NULL);
-        const char *ns = str_at(o->object, "metadata", "namespace");
-        cJSON *subject = subject_of(o->object);
+        const char *kind = json_str(o->object, "kind", NULL);
+        const char *ns = json_str(o->object, "metadata", "namespace");
+        cJSON *subject = decide_subject(o->object, NULL, NULL);
         struct pv_request req = {0};
         struct remote_result res = {0};
         struct decision d;

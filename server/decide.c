@@ -9,6 +9,7 @@
 #include <stdio.h>
 
 #include "jsonpatch.h"
+#include "jsonutil.h"
 #include "xalloc.h"
 
 static uint64_t now_ns(void)
@@ -253,4 +254,24 @@ void decision_fini(struct decision *d)
         vm_result_fini(&d->items[i].r);
     free(d->items);
     memset(d, 0, sizeof(*d));
+}
+
+cJSON *decide_subject(const cJSON *obj, const char *name, const char *actor)
+{
+    const cJSON *labels = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(obj, "metadata"), "labels");
+    const char *team = json_str(labels, "team", NULL);
+    const char *service = json_str(labels, "app.kubernetes.io/name", NULL);
+    cJSON *subject = cJSON_CreateObject();
+
+    if (service == NULL)
+        service = json_str(labels, "service", NULL);
+    if (service == NULL)
+        service = name != NULL ? name : json_str(obj, "metadata", "name");
+    cJSON_AddStringToObject(subject, "team", team != NULL ? team : "unknown");
+    if (service != NULL)
+        cJSON_AddStringToObject(subject, "service", service);
+    if (actor != NULL)
+        cJSON_AddStringToObject(subject, "actor", actor);
+    return subject;
 }

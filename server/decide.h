@@ -57,6 +57,11 @@ pv_status decide_mutate(struct vm *vm, const struct config *cfg, const struct pv
 
 void decision_fini(struct decision *d);
 
+/* The request subject of DESIGN.md for 'obj' (borrowed): team from the `team` label
+ * ("unknown" without one), service from `app.kubernetes.io/name`, else `service`, else
+ * 'name', else metadata.name; actor when given. Caller frees with cJSON_Delete. */
+cJSON *decide_subject(const cJSON *obj, const char *name, const char *actor);
+
 const char *decide_path_name(enum decide_path p);
 const char *decide_enforcement_name(enum vm_enforcement e);
 

@@ -8,6 +8,7 @@
 #include <curl/curl.h>
 #include <openssl/crypto.h>
 
+#include "jsonutil.h"
 #include "xalloc.h"
 
 #define REMOTE_MAX_ANSWER ((size_t)16 << 20)
@@ -104,13 +105,6 @@ void remote_result_fini(struct remote_result *res)
     memset(res, 0, sizeof(*res));
 }
 
-static const char *str_of(const cJSON *o, const char *k)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-
-    return cJSON_IsString(v) ? v->valuestring : "";
-}
-
 static enum vm_enforcement enforcement_of(const char *s)
 {
     if (strcmp(s, "warn") == 0)
@@ -135,18 +129,18 @@ static void fill(const cJSON *ans, struct decision *d, struct remote_result *res
     {
         struct decide_item *it = &d->items[d->n_items];
 
-        res->bindings[res->n].id = xstrdup(str_of(x, "binding"));
-        res->policies[res->n].id = xstrdup(str_of(x, "policy"));
-        res->policies[res->n].title = xstrdup(str_of(x, "title"));
+        res->bindings[res->n].id = xstrdup(json_str(x, "binding", NULL));
+        res->policies[res->n].id = xstrdup(json_str(x, "policy", NULL));
+        res->policies[res->n].title = xstrdup(json_str(x, "title", NULL));
         it->binding = &res->bindings[res->n];
         it->policy = &res->policies[res->n];
         res->n++;
         d->n_items++;
-        it->enforcement = enforcement_of(str_of(x, "enforcement"));
+        it->enforcement = enforcement_of(json_str(x, "enforcement", NULL));
         it->is_violated = true;
         it->r.outcome = VM_OK;
         it->r.violations = xcalloc(1, sizeof(*it->r.violations));
-        it->r.violations[0] = xstrdup(str_of(x, "message"));
+        it->r.violations[0] = xstrdup(json_str(x, "message", NULL));
         it->r.n_violations = 1;
         if (it->enforcement == VM_DENY)
             d->n_deny++;
@@ -159,8 +153,8 @@ static void fill(const cJSON *ans, struct decision *d, struct remote_result *res
     {
         struct decide_item *it = &d->items[d->n_items];
 
-        res->bindings[res->n].id = xstrdup(str_of(x, "binding"));
-        res->policies[res->n].id = xstrdup(str_of(x, "policy"));
+        res->bindings[res->n].id = xstrdup(json_str(x, "binding", NULL));
+        res->policies[res->n].id = xstrdup(json_str(x, "policy", NULL));
         res->policies[res->n].title = xstrdup("");
         res->policies[res->n].is_on_error_deny =
             cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(x, "denies"));
@@ -171,7 +165,7 @@ static void fill(const cJSON *ans, struct decision *d, struct remote_result *res
         it->enforcement = VM_DENY;
         it->is_violated = it->policy->is_on_error_deny;
         it->r.outcome = VM_ERROR;
-        it->r.error = xstrdup(str_of(x, "message"));
+        it->r.error = xstrdup(json_str(x, "message", NULL));
         d->n_errors++;
     }
 }
@@ -211,13 +205,13 @@ pv_status remote_decide(struct remote *r, const cJSON *object, const char *names
     curl_easy_getinfo(r->curl, CURLINFO_RESPONSE_CODE, &status);
     ans = a.p != NULL ? cJSON_ParseWithLength(a.p, a.len) : NULL;
     if (status != 200) {
-        const char *msg = ans != NULL ? str_of(ans, "error") : "";
+        const char *msg = ans != NULL ? json_str(ans, "error", NULL) : "";
 
         rc = pv_err_set(err, status == 401 || status == 403 ? PV_EINVAL : PV_EIO,
                         "%s answered %ld%s%s", r->url, status, msg[0] != '\0' ? ": " : "", msg);
         goto done;
     }
-    path = str_of(ans, "path");
+    path = json_str(ans, "path", NULL);
     if (!cJSON_IsBool(cJSON_GetObjectItemCaseSensitive(ans, "allowed")) || path[0] == '\0') {
         rc = pv_err_set(err, PV_EINVAL, "%s: the answer is not a decision", r->url);
         goto done;
@@ -227,7 +221,7 @@ pv_status remote_decide(struct remote *r, const cJSON *object, const char *names
               : strcmp(path, "off-road") == 0  ? DECIDE_OFF_ROAD
               : strcmp(path, "exception") == 0 ? DECIDE_EXCEPTION
                                                : DECIDE_GOLDEN;
-    snprintf(res->decision_id, sizeof(res->decision_id), "%s", str_of(ans, "decision_id"));
+    snprintf(res->decision_id, sizeof(res->decision_id), "%s", json_str(ans, "decision_id", NULL));
     fill(ans, d, res);
 done:
     cJSON_Delete(ans);

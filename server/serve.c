@@ -31,6 +31,7 @@
 #include "decide.h"
 #include "fsutil.h"
 #include "jsonpatch.h"
+#include "jsonutil.h"
 #include "log.h"
 #include "xalloc.h"
 
@@ -291,15 +292,6 @@ static enum MHD_Result respond_error(struct MHD_Connection *c, unsigned int stat
     return respond(c, status, "application/json", text);
 }
 
-static const char *str_at(const cJSON *o, const char *a, const char *b)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, a);
-
-    if (b != NULL)
-        v = cJSON_GetObjectItemCaseSensitive(v, b);
-    return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-
 static char *dup_or_null(const char *s)
 {
     return s != NULL ? xstrdup(s) : NULL;
@@ -421,27 +413,6 @@ struct record_meta {
     const char *name;
 };
 
-/* Builds the subject of DESIGN.md from the object's labels (caller frees). */
-static cJSON *subject_of(const cJSON *obj, const char *name, const char *actor)
-{
-    const cJSON *labels = cJSON_GetObjectItemCaseSensitive(
-        cJSON_GetObjectItemCaseSensitive(obj, "metadata"), "labels");
-    const char *team = str_at(labels, "team", NULL);
-    const char *service = str_at(labels, "app.kubernetes.io/name", NULL);
-    cJSON *subject = cJSON_CreateObject();
-
-    if (service == NULL)
-        service = str_at(labels, "service", NULL);
-    if (service == NULL)
-        service = name != NULL ? name : str_at(obj, "metadata", "name");
-    cJSON_AddStringToObject(subject, "team", team != NULL ? team : "unknown");
-    if (service != NULL)
-        cJSON_AddStringToObject(subject, "service", service);
-    if (actor != NULL)
-        cJSON_AddStringToObject(subject, "actor", actor);
-    return subject;
-}
-
 /* Decides 'req' (req->object may be NULL: nothing to decide, allowed) and builds its
  * audit record. On PV_OK *d holds the decision (release with decision_fini) and *rec
  * the record to commit (caller takes it); with 'patch', the mutating bindings run and
@@ -479,16 +450,17 @@ static pv_status decide_for(struct snapshot *snap, enum cfg_entry entry,
     rec->request_uid = dup_or_null(m->request_uid);
     rec->kind = xstrdup(m->kind);
     rec->operation = xstrdup(req->operation != NULL ? req->operation : "CREATE");
-    rec->team = xstrdup(req->subject != NULL && str_at(req->subject, "team", NULL) != NULL
-                            ? str_at(req->subject, "team", NULL)
+    rec->team = xstrdup(req->subject != NULL && json_str(req->subject, "team", NULL) != NULL
+                            ? json_str(req->subject, "team", NULL)
                             : "unknown");
-    rec->service = dup_or_null(req->subject != NULL ? str_at(req->subject, "service", NULL) : NULL);
+    rec->service =
+        dup_or_null(req->subject != NULL ? json_str(req->subject, "service", NULL) : NULL);
     rec->namespace = dup_or_null(req->namespace);
     rec->resource_kind =
-        dup_or_null(req->object != NULL ? str_at(req->object, "kind", NULL) : NULL);
+        dup_or_null(req->object != NULL ? json_str(req->object, "kind", NULL) : NULL);
     rec->resource_name = dup_or_null(
         m->name != NULL ? m->name
-                        : (req->object != NULL ? str_at(req->object, "metadata", "name") : NULL));
+                        : (req->object != NULL ? json_str(req->object, "metadata", "name") : NULL));
     rec->actor = dup_or_null(m->actor);
     rec->decision = xstrdup(d->is_allowed ? "allow" : "deny");
     rec->path = xstrdup(decide_path_name(d->path));
@@ -584,6 +556,35 @@ static enum MHD_Result finish(struct MHD_Connection *c, struct req_ctx *r)
     return ret;
 }
 
+/* Parses and decodes the AdmissionReview in the body. Returns the review tree (caller
+ * frees; *ar borrows from it), or NULL after answering: a JSON error for a body that
+ * is no review, a review answer with code 400 for a review that has a uid. */
+static cJSON *open_review(struct MHD_Connection *c, struct req_ctx *rc, struct admission_req *ar,
+                          enum MHD_Result *ret)
+{
+    cJSON *review = cJSON_ParseWithLength(rc->body, rc->len);
+    struct admission_resp resp = {0};
+    struct pv_err err = {0};
+
+    if (review == NULL) {
+        *ret = respond_error(c, MHD_HTTP_BAD_REQUEST,
+                             "the body is not valid JSON (or nests deeper than 1000 levels)");
+        return NULL;
+    }
+    if (admission_decode(review, ar, &err) == PV_OK)
+        return review;
+    if (ar->uid == NULL) {
+        *ret = respond_error(c, MHD_HTTP_BAD_REQUEST, err.msg);
+    } else {
+        resp.uid = ar->uid;
+        resp.status_code = 400;
+        resp.message = err.msg;
+        *ret = respond(c, MHD_HTTP_OK, "application/json", admission_response_json(&resp));
+    }
+    cJSON_Delete(review);
+    return NULL;
+}
+
 /* POST /k8s/validate */
 static enum MHD_Result handle_validate(struct server *srv, struct MHD_Connection *c,
                                        struct req_ctx *rc)
@@ -597,7 +598,7 @@ static enum MHD_Result handle_validate(struct server *srv, struct MHD_Connection
     struct pv_request req;
     struct record_meta meta;
     struct audit_record *rec = NULL;
-    cJSON *review = cJSON_ParseWithLength(rc->body, rc->len);
+    cJSON *review;
     cJSON *subject = NULL;
     char **deny = NULL;
     char **warn = NULL;
@@ -606,24 +607,12 @@ static enum MHD_Result handle_validate(struct server *srv, struct MHD_Connection
     char message[4096] = "";
     enum MHD_Result ret;
 
+    review = open_review(c, rc, &ar, &ret);
     if (review == NULL)
-        return respond_error(c, MHD_HTTP_BAD_REQUEST,
-                             "the body is not valid JSON (or nests deeper than 1000 levels)");
-    if (admission_decode(review, &ar, &err)) {
-        if (ar.uid == NULL) {
-            cJSON_Delete(review);
-            return respond_error(c, MHD_HTTP_BAD_REQUEST, err.msg);
-        }
-        resp.uid = ar.uid;
-        resp.status_code = 400;
-        resp.message = err.msg;
-        ret = respond(c, MHD_HTTP_OK, "application/json", admission_response_json(&resp));
-        cJSON_Delete(review);
         return ret;
-    }
     snap = snapshot_acquire(srv);
     if (ar.object != NULL)
-        subject = subject_of(ar.object, ar.name, ar.username);
+        subject = decide_subject(ar.object, ar.name, ar.username);
     admission_to_request(&ar, subject, &req);
     meta.source = "admission";
     meta.request_uid = ar.uid;
@@ -676,7 +665,7 @@ static enum MHD_Result handle_mutate(struct server *srv, struct MHD_Connection *
     struct decision d;
     struct pv_request req;
     struct record_meta meta;
-    cJSON *review = cJSON_ParseWithLength(rc->body, rc->len);
+    cJSON *review;
     cJSON *subject = NULL;
     cJSON *patch = NULL;
     struct audit_record *rec = NULL;
@@ -684,26 +673,14 @@ static enum MHD_Result handle_mutate(struct server *srv, struct MHD_Connection *
     char *b64 = NULL;
     enum MHD_Result ret;
 
+    review = open_review(c, rc, &ar, &ret);
     if (review == NULL)
-        return respond_error(c, MHD_HTTP_BAD_REQUEST,
-                             "the body is not valid JSON (or nests deeper than 1000 levels)");
-    if (admission_decode(review, &ar, &err)) {
-        if (ar.uid == NULL) {
-            cJSON_Delete(review);
-            return respond_error(c, MHD_HTTP_BAD_REQUEST, err.msg);
-        }
-        resp.uid = ar.uid;
-        resp.status_code = 400;
-        resp.message = err.msg;
-        ret = respond(c, MHD_HTTP_OK, "application/json", admission_response_json(&resp));
-        cJSON_Delete(review);
         return ret;
-    }
     snap = snapshot_acquire(srv);
     /* Only CREATE and UPDATE carry an object worth patching. */
     if (ar.object != NULL &&
         (strcmp(ar.operation, "CREATE") == 0 || strcmp(ar.operation, "UPDATE") == 0))
-        subject = subject_of(ar.object, ar.name, ar.username);
+        subject = decide_subject(ar.object, ar.name, ar.username);
     admission_to_request(&ar, subject, &req);
     if (subject == NULL)
         req.object = NULL;
@@ -836,7 +813,7 @@ static enum MHD_Result handle_decide(struct server *srv, struct MHD_Connection *
     if (tok == NULL)
         goto done;
     body = cJSON_ParseWithLength(rc->body, rc->len);
-    kind = str_at(body, "kind", NULL);
+    kind = json_str(body, "kind", NULL);
     obj = cJSON_GetObjectItemCaseSensitive(body, "object");
     if (!cJSON_IsObject(body) || !cJSON_IsObject(obj) || kind == NULL ||
         (strcmp(kind, "deploy") != 0 && strcmp(kind, "provision") != 0)) {
@@ -845,14 +822,15 @@ static enum MHD_Result handle_decide(struct server *srv, struct MHD_Connection *
                             "\"namespace\": optional}");
         goto done;
     }
-    ns = str_at(body, "namespace", NULL);
-    subject = subject_of(obj, NULL, tok->name);
+    ns = json_str(body, "namespace", NULL);
+    subject = decide_subject(obj, NULL, tok->name);
     req.kind = kind;
     req.operation =
-        str_at(body, "operation", NULL) != NULL ? str_at(body, "operation", NULL) : "CREATE";
+        json_str(body, "operation", NULL) != NULL ? json_str(body, "operation", NULL) : "CREATE";
     req.source = tok->role == ROLE_CI ? "ci" : "api";
-    req.namespace =
-        str_at(obj, "metadata", "namespace") != NULL ? str_at(obj, "metadata", "namespace") : ns;
+    req.namespace = json_str(obj, "metadata", "namespace") != NULL
+                        ? json_str(obj, "metadata", "namespace")
+                        : ns;
     req.object = obj;
     req.subject = subject;
     meta.source = req.source;

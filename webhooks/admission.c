@@ -4,12 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *str_of(const cJSON *o, const char *k)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-
-    return cJSON_IsString(v) ? v->valuestring : NULL;
-}
+#include "jsonutil.h"
 
 pv_status admission_decode(const cJSON *review, struct admission_req *out, struct pv_err *err)
 {
@@ -21,9 +16,9 @@ pv_status admission_decode(const cJSON *review, struct admission_req *out, struc
     if (!cJSON_IsObject(review))
         return pv_err_set(err, PV_EINVAL, "the body must be an AdmissionReview object");
     req = cJSON_GetObjectItemCaseSensitive(review, "request");
-    out->uid = str_of(req, "uid");
-    out->api_version = str_of(review, "apiVersion");
-    kind = str_of(review, "kind");
+    out->uid = json_str(req, "uid", NULL);
+    out->api_version = json_str(review, "apiVersion", NULL);
+    kind = json_str(review, "kind", NULL);
     if (kind == NULL || strcmp(kind, "AdmissionReview") != 0)
         return pv_err_set(err, PV_EINVAL, "kind must be AdmissionReview");
     if (out->api_version == NULL || strcmp(out->api_version, "admission.k8s.io/v1") != 0)
@@ -34,17 +29,17 @@ pv_status admission_decode(const cJSON *review, struct admission_req *out, struc
         return pv_err_set(err, PV_EINVAL, "the review has no request");
     if (out->uid == NULL || out->uid[0] == '\0')
         return pv_err_set(err, PV_EINVAL, "request.uid is missing");
-    out->operation = str_of(req, "operation");
+    out->operation = json_str(req, "operation", NULL);
     if (out->operation == NULL ||
         (strcmp(out->operation, "CREATE") != 0 && strcmp(out->operation, "UPDATE") != 0 &&
          strcmp(out->operation, "DELETE") != 0 && strcmp(out->operation, "CONNECT") != 0))
         return pv_err_set(err, PV_EINVAL,
                           "request.operation must be CREATE, UPDATE, DELETE or CONNECT");
-    out->namespace = str_of(req, "namespace");
-    out->name = str_of(req, "name");
-    out->sub_resource = str_of(req, "subResource");
+    out->namespace = json_str(req, "namespace", NULL);
+    out->name = json_str(req, "name", NULL);
+    out->sub_resource = json_str(req, "subResource", NULL);
     out->user_info = cJSON_GetObjectItemCaseSensitive(req, "userInfo");
-    out->username = str_of(out->user_info, "username");
+    out->username = json_str(out->user_info, "username", NULL);
     dry = cJSON_GetObjectItemCaseSensitive(req, "dryRun");
     out->is_dry_run = cJSON_IsTrue(dry);
     out->object = cJSON_GetObjectItemCaseSensitive(req, "object");
@@ -66,7 +61,7 @@ void admission_to_request(const struct admission_req *ar, const cJSON *subject,
                           struct pv_request *req)
 {
     const cJSON *md = cJSON_GetObjectItemCaseSensitive(ar->object, "metadata");
-    const char *ns = str_of(md, "namespace");
+    const char *ns = json_str(md, "namespace", NULL);
 
     memset(req, 0, sizeof(*req));
     req->kind = "deploy";
