@@ -107,25 +107,6 @@ static void origin_of(const struct input_obj *o, char *out, size_t cap)
         snprintf(out, cap, "%s:%d (document %d)", o->file, o->line, o->doc);
 }
 
-static const char *outcome_name(enum vm_outcome o)
-{
-    switch (o) {
-    case VM_SKIPPED:
-        return "skipped";
-    case VM_OK:
-        return "ok";
-    case VM_ERROR:
-        return "error";
-    case VM_TIMEOUT:
-        return "timeout";
-    case VM_BUDGET:
-        return "budget";
-    case VM_NOMEM:
-        return "memory";
-    }
-    return "?";
-}
-
 /* ---- Text ---- */
 
 static bool same_id(const struct decide_item *it)
@@ -153,12 +134,12 @@ static void print_text(const struct opts *op, const struct input_obj *o, const c
 
         if (op->is_explain) {
             printf("  binding %-28s %-8s %5zu violation(s)  %7.1f us\n", it->binding->id,
-                   outcome_name(it->r.outcome), it->r.n_violations,
+                   decide_outcome_name(it->r.outcome), it->r.n_violations,
                    (double)it->r.elapsed_ns / 1000.0);
         }
         if (it->r.outcome >= VM_ERROR) {
             printf("  %-5s %s: policy error (%s, %s): %s\n", it->is_violated ? enf : "error",
-                   it->binding->id, outcome_name(it->r.outcome),
+                   it->binding->id, decide_outcome_name(it->r.outcome),
                    it->policy->is_on_error_deny ? "on_error=deny" : "on_error=allow", it->r.error);
             continue;
         }
@@ -178,8 +159,6 @@ static cJSON *json_of(const struct opts *op, const struct input_obj *o, const ch
                       const struct decision *d)
 {
     cJSON *j = cJSON_CreateObject();
-    cJSON *v = cJSON_AddArrayToObject(j, "violations");
-    cJSON *errs = cJSON_AddArrayToObject(j, "errors");
     cJSON *bs = op->is_explain ? cJSON_AddArrayToObject(j, "bindings") : NULL;
     const char *name = json_str(o->object, "metadata", "name");
 
@@ -203,33 +182,13 @@ static cJSON *json_of(const struct opts *op, const struct input_obj *o, const ch
 
             cJSON_AddStringToObject(b, "binding", it->binding->id);
             cJSON_AddStringToObject(b, "policy", it->policy->id);
-            cJSON_AddStringToObject(b, "result", outcome_name(it->r.outcome));
+            cJSON_AddStringToObject(b, "result", decide_outcome_name(it->r.outcome));
             cJSON_AddNumberToObject(b, "violations", (double)it->r.n_violations);
             cJSON_AddNumberToObject(b, "micros", (double)it->r.elapsed_ns / 1000.0);
             cJSON_AddItemToArray(bs, b);
         }
-        if (it->r.outcome >= VM_ERROR) {
-            cJSON *e = cJSON_CreateObject();
-
-            cJSON_AddStringToObject(e, "binding", it->binding->id);
-            cJSON_AddStringToObject(e, "policy", it->policy->id);
-            cJSON_AddStringToObject(e, "result", outcome_name(it->r.outcome));
-            cJSON_AddStringToObject(e, "message", it->r.error);
-            cJSON_AddBoolToObject(e, "denies", it->is_violated);
-            cJSON_AddItemToArray(errs, e);
-            continue;
-        }
-        for (size_t k = 0; k < it->r.n_violations; k++) {
-            cJSON *x = cJSON_CreateObject();
-
-            cJSON_AddStringToObject(x, "binding", it->binding->id);
-            cJSON_AddStringToObject(x, "policy", it->policy->id);
-            cJSON_AddStringToObject(x, "title", it->policy->title);
-            cJSON_AddStringToObject(x, "enforcement", decide_enforcement_name(it->enforcement));
-            cJSON_AddStringToObject(x, "message", it->r.violations[k]);
-            cJSON_AddItemToArray(v, x);
-        }
     }
+    decide_findings_json(d, j);
     return j;
 }
 

@@ -35,6 +35,59 @@ const char *decide_path_name(enum decide_path p)
     return "?";
 }
 
+const char *decide_outcome_name(enum vm_outcome o)
+{
+    switch (o) {
+    case VM_SKIPPED:
+        return "skipped";
+    case VM_OK:
+        return "ok";
+    case VM_ERROR:
+        return "error";
+    case VM_TIMEOUT:
+        return "timeout";
+    case VM_BUDGET:
+        return "budget";
+    case VM_NOMEM:
+        return "memory";
+    }
+    return "?";
+}
+
+void decide_findings_json(const struct decision *d, cJSON *obj)
+{
+    cJSON *v = cJSON_AddArrayToObject(obj, "violations");
+    cJSON *e = cJSON_AddArrayToObject(obj, "errors");
+
+    for (size_t i = 0; i < d->n_items; i++) {
+        const struct decide_item *it = &d->items[i];
+
+        if (it->r.outcome >= VM_ERROR) {
+            cJSON *x = cJSON_CreateObject();
+
+            cJSON_AddStringToObject(x, "binding", it->binding->id);
+            cJSON_AddStringToObject(x, "policy", it->policy->id);
+            cJSON_AddStringToObject(x, "result", decide_outcome_name(it->r.outcome));
+            cJSON_AddStringToObject(x, "message", it->r.error);
+            cJSON_AddBoolToObject(x, "denies", it->is_violated);
+            cJSON_AddItemToArray(e, x);
+            continue;
+        }
+        if (!it->is_violated)
+            continue;
+        for (size_t k = 0; k < it->r.n_violations; k++) {
+            cJSON *x = cJSON_CreateObject();
+
+            cJSON_AddStringToObject(x, "binding", it->binding->id);
+            cJSON_AddStringToObject(x, "policy", it->policy->id);
+            cJSON_AddStringToObject(x, "title", it->policy->title);
+            cJSON_AddStringToObject(x, "enforcement", decide_enforcement_name(it->enforcement));
+            cJSON_AddStringToObject(x, "message", it->r.violations[k]);
+            cJSON_AddItemToArray(v, x);
+        }
+    }
+}
+
 const char *decide_enforcement_name(enum vm_enforcement e)
 {
     switch (e) {

@@ -753,40 +753,6 @@ static const struct cfg_token *authorize(struct MHD_Connection *c, const struct 
     return NULL;
 }
 
-/* The violations and policy errors of 'd' for an API answer. */
-static void add_findings(cJSON *out, const struct decision *d)
-{
-    cJSON *v = cJSON_AddArrayToObject(out, "violations");
-    cJSON *e = cJSON_AddArrayToObject(out, "errors");
-
-    for (size_t i = 0; i < d->n_items; i++) {
-        const struct decide_item *it = &d->items[i];
-
-        if (it->r.outcome >= VM_ERROR) {
-            cJSON *x = cJSON_CreateObject();
-
-            cJSON_AddStringToObject(x, "binding", it->binding->id);
-            cJSON_AddStringToObject(x, "policy", it->policy->id);
-            cJSON_AddStringToObject(x, "message", it->r.error);
-            cJSON_AddBoolToObject(x, "denies", it->is_violated);
-            cJSON_AddItemToArray(e, x);
-            continue;
-        }
-        if (!it->is_violated)
-            continue;
-        for (size_t k = 0; k < it->r.n_violations; k++) {
-            cJSON *x = cJSON_CreateObject();
-
-            cJSON_AddStringToObject(x, "binding", it->binding->id);
-            cJSON_AddStringToObject(x, "policy", it->policy->id);
-            cJSON_AddStringToObject(x, "title", it->policy->title);
-            cJSON_AddStringToObject(x, "enforcement", decide_enforcement_name(it->enforcement));
-            cJSON_AddStringToObject(x, "message", it->r.violations[k]);
-            cJSON_AddItemToArray(v, x);
-        }
-    }
-}
-
 /* POST /v1/decide: {"kind": "deploy"|"provision", "object": {...}, "namespace": "...",
  * "operation": "CREATE"} with a ci or admin token. */
 static enum MHD_Result handle_decide(struct server *srv, struct MHD_Connection *c,
@@ -848,7 +814,7 @@ static enum MHD_Result handle_decide(struct server *srv, struct MHD_Connection *
     cJSON_AddStringToObject(out, "decision_id", rec->id);
     cJSON_AddBoolToObject(out, "allowed", d.is_allowed);
     cJSON_AddStringToObject(out, "path", decide_path_name(d.path));
-    add_findings(out, &d);
+    decide_findings_json(&d, out);
     text = cJSON_PrintUnformatted(out);
     cJSON_Delete(out);
     ret = park(srv, c, rc, snap, &d, rec, t0, NULL, NULL, req.source, text);
