@@ -125,6 +125,14 @@ pv_status audit_query(const char *path, const struct audit_filter *f, cJSON **ou
 /* Writes every decision, oldest first, as one JSON object per line to 'out'. */
 pv_status audit_export(const char *path, FILE *out, struct pv_err *err);
 
+/* Copies the store at 'path' to 'out_path' with SQLite's online backup API: one read
+ * transaction, so the copy is a consistent snapshot taken while a server keeps
+ * writing (WAL readers do not block the writer). Writes a temporary file beside
+ * 'out_path' and renames it into place; refuses an existing 'out_path' unless
+ * 'is_force'. The copy is a standalone database (rollback journal, no -wal file).
+ * Returns PV_ENOENT/PV_EIO with SQLite's message, PV_EINVAL for an existing target. */
+pv_status audit_backup(const char *path, const char *out_path, bool is_force, struct pv_err *err);
+
 struct audit_verify_result {
     uint64_t rows; /* rows checked */
     bool is_ok;

@@ -1390,6 +1390,60 @@ def check_full_disk(paved, tmp, config, certs, golden, res):
     res.check(names[2], reasons, note="%d answered decisions checked" % len(answered))
 
 
+def check_backup(paved, tmp, config, certs, golden, res):
+    """paved audit backup copies the store while the server keeps deciding; each copy
+    verifies and holds every decision answered before the copy began."""
+    name = "backup: paved audit backup while serving gives copies that verify"
+    if not res.want(name):
+        return
+    srv = Server(paved, tmp, "backup", tmp / "backup.db", config, certs)
+    why = srv.start()
+    if why:
+        res.fail(name, ["the server did not start: " + why])
+        return
+    reasons, answered, stop = [], [], [False]
+
+    def load():
+        for i in range(2000):
+            if stop[0]:
+                return
+            try:
+                r = srv.request("POST", "/k8s/validate", review_bytes(golden, "bk-%d" % i))
+                did = decision_id_of(json.loads(r.body))
+                if did:
+                    answered.append(did)
+            except (OSError, http.client.HTTPException, ValueError):
+                return
+
+    t = threading.Thread(target=load)
+    t.start()
+    copies = 0
+    try:
+        for k in range(3):
+            time.sleep(0.3)
+            before = list(answered)
+            out = tmp / ("backup-%d.db" % k)
+            rc, o, e = run_paved(paved, ["audit", "backup", "--db", str(srv.db), "--out",
+                                         str(out)], timeout=60)
+            if rc != 0 or "chain ok" not in o:
+                reasons.append("backup %d: exit %s %s %s" % (k, rc, clip(o, 200), clip(e, 200)))
+                continue
+            missing = [d for d in before if d not in audit_rows(out, before)]
+            if missing:
+                reasons.append("backup %d lacks %d decisions answered before it began, e.g. %s"
+                               % (k, len(missing), missing[:2]))
+            copies += 1
+    finally:
+        stop[0] = True
+        t.join(30)
+        srv.terminate(10.0)
+    rc, o, e = audit_verify(paved, srv.db)
+    if rc != 0:
+        reasons.append("the live store no longer verifies: %s %s" % (clip(o, 200), clip(e, 200)))
+    res.check(name, reasons, note="%d copies while %d decisions were answered" %
+              (copies, len(answered)))
+
+
 def check_crash(paved, tmp, config, certs, golden, privileged, res):
     names = ["crash: every decision id a client received survives kill -9",
              "crash: audit verify passes after kill -9 and restart",
@@ -1632,6 +1686,7 @@ def run_all(res, paved, tmp):
     check_reload(paved, tmp, certs, golden, res)
     check_crash(paved, tmp, config, certs, golden, privileged, res)
     check_full_disk(paved, tmp, config, certs, golden, res)
+    check_backup(paved, tmp, config, certs, golden, res)
     check_sanitizers(Server.all, res)
 
     print("# %.1f s" % (time.monotonic() - t_run))
