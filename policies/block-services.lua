@@ -1,3 +1,4 @@
+-- paved-ids: block-loadbalancer-services block-nodeport-services
 -- block-loadbalancer-services and block-nodeport-services: a Service must not
 -- use the given spec.type, because both expose it outside the cluster network
 -- without going through the shared ingress. One violation per Service.

@@ -1,3 +1,4 @@
+-- paved-ids: container-limits container-requests
 -- container-limits and container-requests: every container and initContainer
 -- that is not exempt must set resources.<limits|requests>.cpu and .memory to
 -- parsable quantities no larger than the `cpu` / `memory` params (equal is

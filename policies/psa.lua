@@ -1,3 +1,4 @@
+-- paved-ids: psa-*
 -- psa.lua: the Kubernetes Pod Security Admission (Pod Security Standards) family.
 --
 --   psa-baseline, psa-restricted   every check of the level; one violation per

@@ -1,3 +1,4 @@
+-- paved-ids: psp-seccomp psp-seccomp-v2
 -- psp-seccomp and psp-seccomp-v2: each container's effective seccomp profile
 -- must be allowed. psp-seccomp understands both the legacy annotations and the
 -- securityContext fields (annotation-style names such as runtime/default);

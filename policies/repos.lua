@@ -1,3 +1,4 @@
+-- paved-ids: allowed-repos disallowed-repos
 -- allowed-repos and disallowed-repos: plain string-prefix checks of every
 -- container image (containers, initContainers, ephemeralContainers) against
 -- the `repos` list. Neither skips UPDATE.

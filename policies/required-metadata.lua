@@ -1,3 +1,4 @@
+-- paved-ids: required-labels required-annotations
 -- required-labels and required-annotations: the same rules, applied to
 -- metadata.labels (param `labels`) or metadata.annotations (param `annotations`).
 local paved = require "paved"

@@ -101,3 +101,60 @@ void bundle_fini(struct bundle *b)
     free(b->policies);
     memset(b, 0, sizeof(*b));
 }
+
+static bool token_matches(const char *tok, size_t len, const char *id)
+{
+    if (len > 0 && tok[len - 1] == '*')
+        return strncmp(id, tok, len - 1) == 0;
+    return strlen(id) == len && strncmp(id, tok, len) == 0;
+}
+
+bool bundle_source_may_define(const struct vm_source *src, const char *id)
+{
+    static const char tag[] = "-- paved-ids:";
+    const char *base = strrchr(src->path, '/');
+    size_t blen;
+
+    if (src->len >= sizeof(tag) - 1 && strncmp(src->text, tag, sizeof(tag) - 1) == 0) {
+        const char *p = src->text + sizeof(tag) - 1;
+        const char *end = memchr(src->text, '\n', src->len);
+
+        if (end == NULL)
+            end = src->text + src->len;
+        while (p < end) {
+            size_t n;
+
+            p += strspn(p, " \t,\r");
+            n = strcspn(p, " \t,\r\n");
+            if (p + n > end)
+                n = (size_t)(end - p);
+            if (n > 0 && token_matches(p, n, id))
+                return true;
+            p += n > 0 ? n : 1;
+        }
+        return false;
+    }
+    base = base != NULL ? base + 1 : src->path;
+    blen = strlen(base);
+    if (blen > 4 && strcmp(base + blen - 4, ".lua") == 0)
+        blen -= 4;
+    return token_matches(base, blen, id);
+}
+
+struct vm_source *bundle_select(const struct bundle *b, const char *const *ids, size_t n_ids,
+                                size_t *n_out)
+{
+    struct vm_source *out = xcalloc(b->n_policies ? b->n_policies : 1, sizeof(*out));
+    size_t n = 0;
+
+    for (size_t i = 0; i < b->n_policies; i++) {
+        for (size_t k = 0; k < n_ids; k++) {
+            if (bundle_source_may_define(&b->policies[i], ids[k])) {
+                out[n++] = b->policies[i];
+                break;
+            }
+        }
+    }
+    *n_out = n;
+    return out;
+}

@@ -3,6 +3,8 @@
 #ifndef PV_BUNDLE_H
 #define PV_BUNDLE_H
 
+#include <stdbool.h>
+
 #include "status.h"
 #include "vm.h"
 
@@ -25,6 +27,16 @@ struct bundle {
 pv_status bundle_load(struct bundle *b, const char *dir, struct pv_err *err);
 
 void bundle_fini(struct bundle *b);
+
+/* True when policy source 'src' may define policy 'id': the ids its first line
+ * declares (`-- paved-ids: a b psa-*`, a trailing '*' matching by prefix), or else the
+ * file's base name. */
+bool bundle_source_may_define(const struct vm_source *src, const char *id);
+
+/* The policy sources of 'b' that may define one of 'ids' (borrowed): an array of
+ * *n_out sources (borrowing the texts of 'b') the caller frees with free(). */
+struct vm_source *bundle_select(const struct bundle *b, const char *const *ids, size_t n_ids,
+                                size_t *n_out);
 
 /* The embedded file at 'path' (e.g. "policies/default.yaml"), or NULL. */
 const struct vm_source *bundle_embedded(const char *path, struct vm_source *out);

@@ -22,6 +22,10 @@ struct cli_engine {
     struct bundle bundle;
     struct config *cfg;
     struct vm *vm;
+    /* The policy sources 'vm' was built from (those the bindings use, or all of
+     * them); texts borrowed from 'bundle'. Other vms for the same config use these. */
+    struct vm_source *sources;
+    size_t n_sources;
 };
 
 /* Loads the config ('config_path', or the embedded default when NULL), the bundle

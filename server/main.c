@@ -7,7 +7,6 @@
 #include <string.h>
 
 #include <cjson/cJSON.h>
-#include <curl/curl.h>
 
 #include "cmd_audit.h"
 #include "cmd_certs.h"
@@ -57,12 +56,6 @@ int main(int argc, char **argv)
     const char *cmd;
 
     cJSON_InitHooks(&hooks);
-    /* Before any thread starts (STYLE 5). */
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-        fputs("paved: cannot initialise libcurl\n", stderr);
-        return 1;
-    }
-    atexit(curl_global_cleanup);
     setup_logging();
     if (argc < 2) {
         fputs(usage, stderr);

@@ -55,6 +55,10 @@ pv_status remote_open(struct remote **out, const char *base_url, const char *tok
                           "--server %s: use an https:// URL (plain http:// needs "
                           "--insecure-http)",
                           base_url);
+    /* Only `paved check --server` needs libcurl, and it runs on one thread: initialise
+     * it here rather than slow every command's start (STYLE 5: before any thread). */
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+        return pv_err_set(err, PV_EIO, "cannot initialise libcurl");
     r = xcalloc(1, sizeof(*r));
     r->curl = curl_easy_init();
     PV_ASSERT(r->curl != NULL);
@@ -91,6 +95,7 @@ void remote_close(struct remote *r)
     curl_slist_free_all(r->headers);
     free(r->url);
     free(r);
+    curl_global_cleanup();
 }
 
 void remote_result_fini(struct remote_result *res)

@@ -198,7 +198,7 @@ static struct vm *thread_vm(struct snapshot *snap, struct pv_err *err)
     vm_free(t->vm);
     t->vm = NULL;
     if (vm_new(&t->vm, &snap->e.cfg->limits, snap->e.bundle.modules, snap->e.bundle.n_modules,
-               snap->e.bundle.policies, snap->e.bundle.n_policies, err) ||
+               snap->e.sources, snap->e.n_sources, err) ||
         vm_set_bindings(t->vm, snap->bindings, snap->e.cfg->n_bindings, err)) {
         vm_free(t->vm);
         t->vm = NULL;
