@@ -82,6 +82,17 @@ if want cli; then
     grep '^FAIL' "$log" | head -n 40
 fi
 
+if want chart; then
+    sh tests/chart/run.sh "$B/paved" >"$log" 2>&1
+    count_line "chart (charts/paved: schema, invariants)"
+    grep '^FAIL' "$log" | head -n 40
+    if [ -f tests/chart/dockerfile.sh ]; then
+        sh tests/chart/dockerfile.sh >"$log" 2>&1
+        count_line "container image (Dockerfile)"
+        grep '^FAIL' "$log" | head -n 40
+    fi
+fi
+
 if want integration; then
     if [ -f tests/integration/run.py ]; then
         PAVED="$B/paved" timeout 600 python3 tests/integration/run.py >"$log" 2>&1
