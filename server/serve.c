@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <gnutls/abstract.h>
 #include <gnutls/gnutls.h>
 #include <microhttpd.h>
 #include <openssl/crypto.h>
@@ -26,6 +27,7 @@
 
 #include "admission.h"
 #include "audit.h"
+#include "certs.h"
 #include "cli.h"
 #include "cmd_audit.h"
 #include "decide.h"
@@ -66,9 +68,10 @@ static const char usage[] =
     "  --threads N         worker threads, default 2 x CPUs\n"
     "  -h, --help          show this help\n"
     "\n"
-    "Reloads the config and the policies on SIGHUP and when their files change (the\n"
-    "listen address, TLS files and audit store are read once); a bundle that fails to\n"
-    "load is rejected and the last good one keeps serving. Stops on SIGINT or SIGTERM\n"
+    "Reloads the config and the policies on SIGHUP and when their files change, and the\n"
+    "serving certificate when its files change (the listen address, client CA and audit\n"
+    "store are read once); a bundle or certificate that fails to load is rejected and\n"
+    "the last good one keeps serving. Stops on SIGINT or SIGTERM\n"
     "after finishing the requests in flight and committing every queued audit record.\n";
 
 /* ---- Snapshot: what a request decides with ---- */
@@ -1093,6 +1096,119 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
     *req_cls = NULL;
 }
 
+/* ---- The serving certificate, reloaded when its files change ---- */
+
+/* GnuTLS asks this callback for the certificate of each handshake, so a renewed
+ * certificate (cert-manager, or files replaced by hand) is served without a restart.
+ * A handshake may still use the pair it was given, so replaced pairs are kept until
+ * the server stops; rotations are rare and bounded by TLS_PAIRS_MAX. */
+#define TLS_PAIRS_MAX 64
+#define TLS_CHAIN_MAX 8
+
+struct tls_pair {
+    gnutls_pcert_st pcert[TLS_CHAIN_MAX];
+    unsigned int n_pcert;
+    gnutls_privkey_t key;
+};
+
+static struct tls_pair *tls_pairs[TLS_PAIRS_MAX]; /* main thread only */
+static size_t n_tls_pairs;                        /* main thread only */
+static _Atomic(struct tls_pair *) tls_current;
+
+static int tls_retrieve(gnutls_session_t session, const gnutls_datum_t *req_ca_rdn, int nreqs,
+                        const gnutls_pk_algorithm_t *pk_algos, int pk_algos_length,
+                        gnutls_pcert_st **pcert, unsigned int *pcert_length,
+                        gnutls_privkey_t *privkey)
+{
+    struct tls_pair *p = atomic_load(&tls_current);
+
+    (void)session;
+    (void)req_ca_rdn;
+    (void)nreqs;
+    (void)pk_algos;
+    (void)pk_algos_length;
+    if (p == NULL)
+        return -1;
+    *pcert = p->pcert;
+    *pcert_length = p->n_pcert;
+    *privkey = p->key;
+    return 0;
+}
+
+static void tls_pair_free(struct tls_pair *p)
+{
+    for (unsigned int i = 0; i < p->n_pcert; i++)
+        gnutls_pcert_deinit(&p->pcert[i]);
+    if (p->key != NULL)
+        gnutls_privkey_deinit(p->key);
+    free(p);
+}
+
+/* Loads a certificate chain and its key (PEM) and makes them the ones served.
+ * Returns PV_EINVAL with GnuTLS's message when they do not load or do not match. */
+static pv_status tls_load(const char *cert_path, const char *key_path, struct pv_err *err)
+{
+    struct tls_pair *p;
+    char *cert = NULL;
+    char *key = NULL;
+    size_t cert_len = 0;
+    size_t key_len = 0;
+    gnutls_datum_t cd;
+    gnutls_datum_t kd;
+    pv_status rc;
+    int g;
+
+    if (n_tls_pairs == TLS_PAIRS_MAX)
+        return pv_err_set(err, PV_EFULL, "certificate replaced %d times: restart paved",
+                          TLS_PAIRS_MAX);
+    rc = certs_check_pair(cert_path, key_path, err);
+    if (rc == PV_OK)
+        rc = fs_read_file(cert_path, PEM_MAX_BYTES, &cert, &cert_len, err);
+    if (rc == PV_OK)
+        rc = fs_read_file(key_path, PEM_MAX_BYTES, &key, &key_len, err);
+    if (rc) {
+        free(cert);
+        free(key);
+        return rc;
+    }
+    p = xcalloc(1, sizeof(*p));
+    p->n_pcert = TLS_CHAIN_MAX;
+    cd.data = (unsigned char *)cert;
+    cd.size = (unsigned int)cert_len;
+    kd.data = (unsigned char *)key;
+    kd.size = (unsigned int)key_len;
+    g = gnutls_pcert_list_import_x509_raw(p->pcert, &p->n_pcert, &cd, GNUTLS_X509_FMT_PEM, 0);
+    if (g < 0) {
+        p->n_pcert = 0;
+        rc = pv_err_set(err, PV_EINVAL, "%s: %s", cert_path, gnutls_strerror(g));
+    } else if ((g = gnutls_privkey_init(&p->key)) < 0 ||
+               (g = gnutls_privkey_import_x509_raw(p->key, &kd, GNUTLS_X509_FMT_PEM, NULL, 0)) <
+                   0) {
+        rc = pv_err_set(err, PV_EINVAL, "%s: %s", key_path, gnutls_strerror(g));
+    }
+    OPENSSL_cleanse(key, key_len);
+    free(key);
+    free(cert);
+    if (rc) {
+        tls_pair_free(p);
+        return rc;
+    }
+    tls_pairs[n_tls_pairs++] = p;
+    atomic_store(&tls_current, p);
+    return PV_OK;
+}
+
+static unsigned long long file_stamp(const char *path)
+{
+    struct stat st;
+
+    if (path == NULL || stat(path, &st) != 0)
+        return 0;
+    return ((unsigned long long)st.st_mtim.tv_sec * 1000000000ull +
+            (unsigned long long)st.st_mtim.tv_nsec) ^
+           (unsigned long long)st.st_size ^ (unsigned long long)st.st_ino;
+}
+
 /* ---- Reload ---- */
 
 /* Builds a snapshot from the config and policies (compiling every policy and binding
@@ -1228,10 +1344,6 @@ int cmd_serve(int argc, char **argv)
     struct sockaddr_storage ss;
     socklen_t ss_len = 0;
     struct pv_err err = {0};
-    char *cert = NULL;
-    char *key = NULL;
-    size_t cert_len = 0;
-    size_t key_len = 0;
     const char *listen = NULL;
     const char *tls_cert = NULL;
     const char *tls_key = NULL;
@@ -1345,8 +1457,7 @@ int cmd_serve(int argc, char **argv)
                             "--out DIR writes a development pair), or --insecure-http\n");
             goto done;
         }
-        if (fs_read_file(opts.tls_cert, PEM_MAX_BYTES, &cert, &cert_len, &err) ||
-            fs_read_file(opts.tls_key, PEM_MAX_BYTES, &key, &key_len, &err) ||
+        if (tls_load(opts.tls_cert, opts.tls_key, &err) ||
             (opts.client_ca != NULL &&
              fs_read_file(opts.client_ca, PEM_MAX_BYTES, &ca, &ca_len, &err))) {
             fprintf(stderr, "paved serve: %s\n", err.msg);
@@ -1382,8 +1493,7 @@ int cmd_serve(int argc, char **argv)
         flags |= MHD_USE_IPv6;
     {
         struct MHD_OptionItem tls_opts[] = {
-            {MHD_OPTION_HTTPS_MEM_CERT, 0, cert},
-            {MHD_OPTION_HTTPS_MEM_KEY, 0, key},
+            {MHD_OPTION_HTTPS_CERT_CALLBACK, 0, (void *)(uintptr_t)tls_retrieve},
             {MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)(uintptr_t)TLS_PRIORITIES},
             {ca != NULL ? MHD_OPTION_HTTPS_MEM_TRUST : MHD_OPTION_END, 0, ca},
             {MHD_OPTION_END, 0, NULL},
@@ -1393,7 +1503,7 @@ int cmd_serve(int argc, char **argv)
             MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)opts.threads, MHD_OPTION_CONNECTION_TIMEOUT,
             (unsigned int)opts.connection_timeout_s, MHD_OPTION_CONNECTION_LIMIT,
             (unsigned int)4096, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_ARRAY,
-            opts.is_insecure_http ? &tls_opts[4] : tls_opts, MHD_OPTION_END);
+            opts.is_insecure_http ? &tls_opts[3] : tls_opts, MHD_OPTION_END);
 
         if (d == NULL) {
             fprintf(stderr,
@@ -1412,12 +1522,27 @@ int cmd_serve(int argc, char **argv)
         srv.policies_dir = policies != NULL ? policies : snap->e.cfg->policies_dir;
         {
             unsigned long long seen = sources_fingerprint(config, srv.policies_dir);
+            unsigned long long tls_seen =
+                file_stamp(opts.tls_cert) ^ (file_stamp(opts.tls_key) * 31);
 
             while (!stop_requested) {
                 unsigned long long now;
+                unsigned long long tls_now;
 
                 /* A signal cuts the sleep short. */
                 sleep(1);
+                tls_now = file_stamp(opts.tls_cert) ^ (file_stamp(opts.tls_key) * 31);
+                if (!opts.is_insecure_http && (tls_now != tls_seen || reload_requested)) {
+                    tls_seen = tls_now;
+                    /* A half-written pair does not load; the next change retries. */
+                    if (tls_load(opts.tls_cert, opts.tls_key, &err))
+                        log_msg(LOG_ERROR, "serve",
+                                "new certificate rejected, the current one keeps serving: %s",
+                                err.msg);
+                    else
+                        log_msg(LOG_INFO, "serve", "serving certificate reloaded from %s",
+                                opts.tls_cert);
+                }
                 now = sources_fingerprint(config, srv.policies_dir);
                 if (!reload_requested && now == seen)
                     continue;
@@ -1441,13 +1566,11 @@ int cmd_serve(int argc, char **argv)
     status = 0;
 done:
     audit_close(srv.audit);
-    if (cert != NULL)
-        OPENSSL_cleanse(cert, cert_len);
-    if (key != NULL)
-        OPENSSL_cleanse(key, key_len);
-    free(cert);
-    free(key);
     free(ca);
+    atomic_store(&tls_current, NULL);
+    for (size_t i = 0; i < n_tls_pairs; i++)
+        tls_pair_free(tls_pairs[i]);
+    n_tls_pairs = 0;
     snapshot_release(srv.snap != NULL ? srv.snap : snap);
     pthread_mutex_destroy(&srv.mu);
     pthread_mutex_destroy(&srv.policy_mu);

@@ -1390,6 +1390,62 @@ def check_full_disk(paved, tmp, config, certs, golden, res):
     res.check(names[2], reasons, note="%d answered decisions checked" % len(answered))
 
 
+def check_cert_rotation(paved, tmp, config, res):
+    """A renewed certificate (files replaced, as cert-manager does) is served without a
+    restart; a broken replacement is rejected and the current one keeps serving."""
+    name = "tls: a replaced serving certificate is picked up without a restart"
+    if not res.want(name):
+        return
+    old, new, live = tmp / "rot-old", tmp / "rot-new", tmp / "rot-live"
+    for d in (old, new):
+        rc, o, e = run_paved(paved, ["certs", "--out", str(d), "--host", HOST], timeout=60)
+        if rc != 0:
+            res.fail(name, ["paved certs: %s %s" % (clip(o, 200), clip(e, 200))])
+            return
+    live.mkdir(exist_ok=True)
+    for f in ("ca.crt", "tls.crt", "tls.key"):
+        shutil.copy(old / f, live / f)
+    srv = Server(paved, tmp, "rotation", tmp / "rotation.db", config, live)
+    why = srv.start()
+    if why:
+        res.fail(name, ["the server did not start: " + why])
+        return
+    reasons = []
+
+    def answers(cafile):
+        try:
+            r = http_request(srv.port, client_context(str(cafile)), "GET", "/healthz",
+                             timeout=5.0)
+            return r.status == 200
+        except (OSError, http.client.HTTPException):
+            return False
+
+    try:
+        # A broken replacement first: rejected, the old pair keeps serving.
+        (live / "tls.crt").write_text("not a certificate\n")
+        time.sleep(2.5)
+        if not answers(old / "ca.crt"):
+            reasons.append("after a broken certificate file the old certificate no longer serves")
+        for f in ("tls.key", "tls.crt"):
+            shutil.copy(new / f, live / (f + ".tmp"))
+            os.replace(live / (f + ".tmp"), live / f)
+        ok = False
+        for _ in range(50):
+            if answers(new / "ca.crt"):
+                ok = True
+                break
+            time.sleep(0.2)
+        if not ok:
+            reasons.append("the new certificate was not served within 10 s")
+        if answers(old / "ca.crt"):
+            reasons.append("the old certificate is still served")
+        if "new certificate rejected" not in srv.log_text():
+            reasons.append("the broken replacement was not reported in the log")
+    finally:
+        rc, secs = srv.terminate(10.0)
+    res.check(name, reasons)
+
+
 def check_backup(paved, tmp, config, certs, golden, res):
     """paved audit backup copies the store while the server keeps deciding; each copy
     verifies and holds every decision answered before the copy began."""
@@ -1687,6 +1743,7 @@ def run_all(res, paved, tmp):
     check_crash(paved, tmp, config, certs, golden, privileged, res)
     check_full_disk(paved, tmp, config, certs, golden, res)
     check_backup(paved, tmp, config, certs, golden, res)
+    check_cert_rotation(paved, tmp, config, res)
     check_sanitizers(Server.all, res)
 
     print("# %.1f s" % (time.monotonic() - t_run))
