@@ -17,7 +17,7 @@ if grep -nE '(^|[^_[:alnum:]])(strcpy|strcat|sprintf|vsprintf|gets|strtok|atoi|a
     echo "check: use snprintf, memcpy with a known length, strtol with an end pointer"
     status=1
 fi
-echo "check: include layering (server/base <- lua <- server)"
+echo "check: include layering (server/base <- lua, audit <- webhooks <- server)"
 for f in $files; do
     dir=$(dirname "$f")
     for inc in $(sed -n 's/^#include "\([^"]*\)".*/\1/p' "$f"); do
@@ -26,6 +26,11 @@ for f in $files; do
             [ -f "server/base/$inc" ] || { echo "$f: includes \"$inc\" from above server/base"; status=1; } ;;
         lua)
             [ -f "lua/$inc" ] || [ -f "server/base/$inc" ] || { echo "$f: includes \"$inc\" from above lua/"; status=1; } ;;
+        audit)
+            [ -f "audit/$inc" ] || [ -f "server/base/$inc" ] || { echo "$f: includes \"$inc\" from above audit/"; status=1; } ;;
+        webhooks)
+            [ -f "webhooks/$inc" ] || [ -f "audit/$inc" ] || [ -f "lua/$inc" ] || [ -f "server/base/$inc" ] ||
+                { echo "$f: includes \"$inc\" from above webhooks/"; status=1; } ;;
         esac
     done
 done
@@ -33,7 +38,7 @@ done
 echo "check: cppcheck"
 if ! cppcheck -q --error-exitcode=1 --std=c11 --enable=warning,portability,performance \
     --inline-suppr --suppress=missingIncludeSystem \
-    -Iserver/base -Ilua -Iserver -D_GNU_SOURCE server lua 2>&1; then
+    -Iserver/base -Ilua -Iaudit -Iwebhooks -Iserver -D_GNU_SOURCE server lua audit webhooks 2>&1; then
     status=1
 fi
 
