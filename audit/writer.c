@@ -24,6 +24,7 @@
 #define BATCH_CEILING 65536
 #define RECORD_MAX_BYTES (1u << 20) /* all strings of one record together */
 #define CHECKPOINT_EVERY_MS 200
+#define PROBE_EVERY_MS 1000
 
 /* A sync submitter waits on its own stack frame until the writer fills it in; a
  * callback submitter's waiter lives on the heap and the writer frees it after 'done'. */
@@ -525,6 +526,22 @@ static void count_latency(struct audit_stats *s, uint64_t us)
     s->commit_latency_us_sum += us;
 }
 
+/* A write that leaves nothing behind, to learn whether the store can commit again.
+ * Writer thread. */
+static pv_status probe_write(struct audit *a)
+{
+    struct pv_err err = {PV_OK, ""};
+    pv_status rc = schema_exec(a->db,
+                               "BEGIN IMMEDIATE; CREATE TABLE IF NOT EXISTS writable_probe(x);"
+                               "INSERT INTO writable_probe VALUES(1); DELETE FROM writable_probe;"
+                               "COMMIT;",
+                               &err);
+
+    if (rc)
+        schema_exec(a->db, "ROLLBACK", NULL);
+    return rc;
+}
+
 static void *writer_main(void *arg)
 {
     struct audit *a = arg;
@@ -540,8 +557,27 @@ static void *writer_main(void *arg)
         uint64_t us;
         pv_status rc;
 
-        while (a->count == 0 && !a->is_closing)
-            pthread_cond_wait(&a->not_empty, &a->mu);
+        while (a->count == 0 && !a->is_closing) {
+            struct timespec ts;
+
+            if (a->stats.is_writable) {
+                pthread_cond_wait(&a->not_empty, &a->mu);
+                continue;
+            }
+            /* After a failed commit nothing else would ever write (a pod that is not
+             * ready gets no traffic), so try a small write once a second and report
+             * the store writable again as soon as one commits. */
+            ts = to_timespec(now_ns() + PROBE_EVERY_MS * 1000000ull);
+            if (pthread_cond_timedwait(&a->not_empty, &a->mu, &ts) == 0 || a->count > 0)
+                continue;
+            pthread_mutex_unlock(&a->mu);
+            rc = probe_write(a);
+            pthread_mutex_lock(&a->mu);
+            if (rc == PV_OK) {
+                a->stats.is_writable = true;
+                log_msg(LOG_INFO, "audit", "%s is writable again", a->path);
+            }
+        }
         if (a->count == 0)
             break; /* closing and drained */
         n = a->count < a->batch_max ? a->count : a->batch_max;

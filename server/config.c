@@ -494,7 +494,7 @@ pv_status config_parse(struct config **out, const char *text, size_t len, const 
     cfg->limits.timeout_ms = 2000;
     cfg->server.listen = "127.0.0.1:8443";
     cfg->server.max_body_bytes = (size_t)6 << 20;
-    cfg->server.request_timeout_ms = 10000;
+    cfg->server.request_timeout_ms = 2500;
     cfg->server.connection_timeout_s = 30;
     cfg->audit.db = "paved.db";
     cfg->audit.queue_max = 65536;

@@ -38,7 +38,7 @@ struct cfg_server {
     bool is_insecure_http;    /* plain HTTP, only when asked for */
     int threads;              /* worker threads, default 2 x CPUs */
     size_t max_body_bytes;    /* default 6 MiB */
-    int request_timeout_ms;   /* decision deadline, audit wait included; default 10000 */
+    int request_timeout_ms;   /* decision deadline, audit wait included; default 2500 */
     int connection_timeout_s; /* idle connections are closed after it; default 30 */
 };
 
