@@ -405,7 +405,7 @@ int cmd_check(int argc, char **argv)
         const struct input_obj *o = &in.objs[i];
         const char *kind = json_str(o->object, "kind", NULL);
         const char *ns = json_str(o->object, "metadata", "namespace");
-        cJSON *subject = decide_subject(o->object, NULL, NULL);
+        cJSON *subject;
         struct pv_request req = {0};
         struct remote_result res = {0};
         struct decision d;
@@ -413,6 +413,7 @@ int cmd_check(int argc, char **argv)
 
         if (ns == NULL && op.namespace != NULL && kind != NULL && !is_cluster_scoped(kind))
             ns = op.namespace;
+        subject = decide_subject(e.cfg, o->object, ns, NULL, NULL);
         req.kind = "deploy";
         req.operation = "CREATE";
         req.source = "ci";

@@ -305,6 +305,39 @@ static pv_status parse_server(struct config *cfg, const cJSON *v, struct pv_err 
     return rc;
 }
 
+static pv_status parse_subject(struct config *cfg, const cJSON *v, struct pv_err *err)
+{
+    static const char *const keys[] = {"team_label", "service_label", "namespaces", NULL};
+    const cJSON *ns;
+    const cJSON *c;
+    pv_status rc;
+
+    if (!cJSON_IsObject(v))
+        return pv_err_set(err, PV_ECONFIG, "%s: subject must be a mapping", cfg->name);
+    rc = check_keys(v, keys, "subject", cfg->name, err);
+    if (rc == PV_OK)
+        rc = opt_string(v, "team_label", &cfg->subject.team_label, "subject", cfg->name, err);
+    if (rc == PV_OK)
+        rc = opt_string(v, "service_label", &cfg->subject.service_label, "subject", cfg->name, err);
+    if (rc)
+        return rc;
+    ns = cJSON_GetObjectItemCaseSensitive(v, "namespaces");
+    if (ns == NULL || cJSON_IsNull(ns))
+        return PV_OK;
+    if (!cJSON_IsObject(ns))
+        return pv_err_set(err, PV_ECONFIG,
+                          "%s: subject.namespaces must map namespaces to teams (shop: payments)",
+                          cfg->name);
+    cJSON_ArrayForEach(c, ns)
+    {
+        if (!cJSON_IsString(c) || c->valuestring[0] == '\0')
+            return pv_err_set(err, PV_ECONFIG, "%s: subject.namespaces.%s must be a team name",
+                              cfg->name, c->string);
+    }
+    cfg->subject.namespaces = ns;
+    return PV_OK;
+}
+
 static pv_status parse_audit(struct config *cfg, const cJSON *v, struct pv_err *err)
 {
     static const char *const keys[] = {"db", "durability", "queue_max", NULL};
@@ -482,8 +515,8 @@ const struct cfg_token *config_find_token(const struct config *cfg, const char *
 pv_status config_parse(struct config **out, const char *text, size_t len, const char *name,
                        struct pv_err *err)
 {
-    static const char *const keys[] = {
-        "bindings", "policies_dir", "policy_limits", "server", "audit", "tokens", NULL};
+    static const char *const keys[] = {"bindings", "policies_dir", "policy_limits", "server",
+                                       "audit",    "tokens",       "subject",       NULL};
     struct config *cfg = xcalloc(1, sizeof(*cfg));
     const cJSON *v;
     pv_status rc;
@@ -497,6 +530,8 @@ pv_status config_parse(struct config **out, const char *text, size_t len, const 
     cfg->server.request_timeout_ms = 2500;
     cfg->server.connection_timeout_s = 30;
     cfg->audit.db = "paved.db";
+    cfg->subject.team_label = "team";
+    cfg->subject.service_label = "app.kubernetes.io/name";
     cfg->audit.queue_max = 65536;
     rc = yaml_parse_one(text, len, name, &config_yaml_limits, &cfg->root, err);
     if (rc)
@@ -519,6 +554,12 @@ pv_status config_parse(struct config **out, const char *text, size_t len, const 
     v = cJSON_GetObjectItemCaseSensitive(cfg->root, "server");
     if (v != NULL) {
         rc = parse_server(cfg, v, err);
+        if (rc)
+            goto fail;
+    }
+    v = cJSON_GetObjectItemCaseSensitive(cfg->root, "subject");
+    if (v != NULL) {
+        rc = parse_subject(cfg, v, err);
         if (rc)
             goto fail;
     }

@@ -63,8 +63,16 @@ struct cfg_token {
     unsigned char sha256[32];
 };
 
+/* The `subject:` section: where a request's team and service come from. */
+struct cfg_subject {
+    const char *team_label;    /* default "team" */
+    const char *service_label; /* default "app.kubernetes.io/name" */
+    const cJSON *namespaces;   /* mapping namespace -> team, or NULL */
+};
+
 struct config {
     cJSON *root; /* owns every string and subtree the bindings point into */
+    struct cfg_subject subject;
     struct cfg_token *tokens;
     size_t n_tokens;
     struct cfg_server server;

@@ -309,14 +309,19 @@ void decision_fini(struct decision *d)
     memset(d, 0, sizeof(*d));
 }
 
-cJSON *decide_subject(const cJSON *obj, const char *name, const char *actor)
+cJSON *decide_subject(const struct config *cfg, const cJSON *obj, const char *namespace,
+                      const char *name, const char *actor)
 {
     const cJSON *labels = cJSON_GetObjectItemCaseSensitive(
         cJSON_GetObjectItemCaseSensitive(obj, "metadata"), "labels");
-    const char *team = json_str(labels, "team", NULL);
-    const char *service = json_str(labels, "app.kubernetes.io/name", NULL);
+    const char *team_label = cfg != NULL ? cfg->subject.team_label : "team";
+    const char *service_label = cfg != NULL ? cfg->subject.service_label : "app.kubernetes.io/name";
+    const char *team = json_str(labels, team_label, NULL);
+    const char *service = json_str(labels, service_label, NULL);
     cJSON *subject = cJSON_CreateObject();
 
+    if (team == NULL && cfg != NULL && namespace != NULL)
+        team = json_str(cfg->subject.namespaces, namespace, NULL);
     if (service == NULL)
         service = json_str(labels, "service", NULL);
     if (service == NULL)

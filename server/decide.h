@@ -57,10 +57,13 @@ pv_status decide_mutate(struct vm *vm, const struct config *cfg, const struct pv
 
 void decision_fini(struct decision *d);
 
-/* The request subject of DESIGN.md for 'obj' (borrowed): team from the `team` label
- * ("unknown" without one), service from `app.kubernetes.io/name`, else `service`, else
- * 'name', else metadata.name; actor when given. Caller frees with cJSON_Delete. */
-cJSON *decide_subject(const cJSON *obj, const char *name, const char *actor);
+/* The request subject of DESIGN.md for 'obj' in 'namespace' (all borrowed; 'cfg' may be
+ * NULL for the defaults): team from the configured team label, else the config's
+ * namespace -> team map, else "unknown"; service from the configured service label,
+ * else the `service` label, else 'name', else metadata.name; actor when given. Caller
+ * frees with cJSON_Delete. */
+cJSON *decide_subject(const struct config *cfg, const cJSON *obj, const char *namespace,
+                      const char *name, const char *actor);
 
 const char *decide_path_name(enum decide_path p);
 const char *decide_outcome_name(enum vm_outcome o);

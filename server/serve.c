@@ -614,9 +614,10 @@ static enum MHD_Result handle_validate(struct server *srv, struct MHD_Connection
     if (review == NULL)
         return ret;
     snap = snapshot_acquire(srv);
+    admission_to_request(&ar, NULL, &req);
     if (ar.object != NULL)
-        subject = decide_subject(ar.object, ar.name, ar.username);
-    admission_to_request(&ar, subject, &req);
+        subject = decide_subject(snap->e.cfg, ar.object, req.namespace, ar.name, ar.username);
+    req.subject = subject;
     meta.source = "admission";
     meta.request_uid = ar.uid;
     meta.kind = "deploy";
@@ -683,7 +684,11 @@ static enum MHD_Result handle_mutate(struct server *srv, struct MHD_Connection *
     /* Only CREATE and UPDATE carry an object worth patching. */
     if (ar.object != NULL &&
         (strcmp(ar.operation, "CREATE") == 0 || strcmp(ar.operation, "UPDATE") == 0))
-        subject = decide_subject(ar.object, ar.name, ar.username);
+        subject = decide_subject(snap->e.cfg, ar.object,
+                                 ar.namespace != NULL && ar.namespace[0] != '\0'
+                                     ? ar.namespace
+                                     : json_str(ar.object, "metadata", "namespace"),
+                                 ar.name, ar.username);
     admission_to_request(&ar, subject, &req);
     if (subject == NULL)
         req.object = NULL;
@@ -792,7 +797,11 @@ static enum MHD_Result handle_decide(struct server *srv, struct MHD_Connection *
         goto done;
     }
     ns = json_str(body, "namespace", NULL);
-    subject = decide_subject(obj, NULL, tok->name);
+    subject = decide_subject(snap->e.cfg, obj,
+                             json_str(obj, "metadata", "namespace") != NULL
+                                 ? json_str(obj, "metadata", "namespace")
+                                 : ns,
+                             NULL, tok->name);
     req.kind = kind;
     req.operation =
         json_str(body, "operation", NULL) != NULL ? json_str(body, "operation", NULL) : "CREATE";

@@ -874,6 +874,27 @@ t_end
 
 # ---- 17: paved test -----------------------------------------------------------------------
 
+# ---- the request subject (team and service) ----------------------------------------------
+
+printf 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c1\n  namespace: shop\n' >"$T/subj-ns.yaml"
+printf 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c2\n  namespace: other\n  labels: {owner: web, app: front}\n' >"$T/subj-labels.yaml"
+printf 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c3\n  namespace: other\n' >"$T/subj-none.yaml"
+t_begin "subject: team from the configured label, else the namespace map, else unknown"
+run check --policies "$FX/subject-policies" --config "$FX/subject.yaml" \
+    "$T/subj-ns.yaml" "$T/subj-labels.yaml" "$T/subj-none.yaml"
+rc_is 0
+has out "team=payments service=c1"
+has out "team=web service=front"
+has out "team=unknown service=c3"
+t_end
+
+printf 'subject: {namespaces: [shop]}\nbindings: []\n' >"$T/subj-bad.yaml"
+t_begin "subject: a namespace map that is not a mapping is refused"
+run check --config "$T/subj-bad.yaml" "$EX/configmap.yaml"
+rc_is 2
+has err "subject.namespaces"
+t_end
+
 t_begin "paved test: one passing, one failing case"
 run test "$FX/cases/mixed.jsonl"
 rc_is 1
