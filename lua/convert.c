@@ -13,22 +13,32 @@ void *convert_null(void)
     return &null_sentinel;
 }
 
+/* cJSON's type tests are calls into the library; conversion and the
+ * isolation walk run on every request, so
+ * test the type bits directly (cJSON.h documents them). */
+static inline int jtype(const cJSON *j)
+{
+    return j->type & 0xFF;
+}
+
 static void push_value(lua_State *L, const cJSON *j, int depth)
 {
+    const cJSON *c;
+
     if (depth > CONVERT_MAX_DEPTH) {
         luaL_error(L, "JSON nested deeper than %d levels", CONVERT_MAX_DEPTH);
         return;
     }
-    if (cJSON_IsObject(j)) {
+    switch (jtype(j)) {
+    case cJSON_Object: {
         int n = 0;
-        const cJSON *c;
 
         for (c = j->child; c != NULL; c = c->next)
             n++;
         luaL_checkstack(L, 3, "converting JSON");
         lua_createtable(L, 0, n);
         for (c = j->child; c != NULL; c = c->next) {
-            if (cJSON_IsNull(c) || c->string == NULL)
+            if (jtype(c) == cJSON_NULL || c->string == NULL)
                 continue;
             /* pushlstring + rawset: no metamethods to consult, and no trip through
              * the C-string cache that lua_setfield keys go through. */
@@ -36,32 +46,44 @@ static void push_value(lua_State *L, const cJSON *j, int depth)
             push_value(L, c, depth + 1);
             lua_rawset(L, -3);
         }
-    } else if (cJSON_IsArray(j)) {
-        int n = cJSON_GetArraySize(j);
+        return;
+    }
+    case cJSON_Array: {
+        int n = 0;
         lua_Integer i = 1;
-        const cJSON *c;
 
+        for (c = j->child; c != NULL; c = c->next)
+            n++;
         luaL_checkstack(L, 3, "converting JSON");
         lua_createtable(L, n, 0);
         for (c = j->child; c != NULL; c = c->next) {
             push_value(L, c, depth + 1);
             lua_rawseti(L, -2, i++);
         }
-    } else if (cJSON_IsString(j)) {
+        return;
+    }
+    case cJSON_String:
         lua_pushlstring(L, j->valuestring, strlen(j->valuestring));
-    } else if (cJSON_IsNumber(j)) {
+        return;
+    case cJSON_Number: {
         double d = j->valuedouble;
 
         if (isfinite(d) && d == floor(d) && fabs(d) <= 9007199254740992.0)
             lua_pushinteger(L, (lua_Integer)d);
         else
             lua_pushnumber(L, d);
-    } else if (cJSON_IsBool(j)) {
-        lua_pushboolean(L, cJSON_IsTrue(j));
-    } else if (cJSON_IsRaw(j)) {
+        return;
+    }
+    case cJSON_True:
+    case cJSON_False:
+        lua_pushboolean(L, jtype(j) == cJSON_True);
+        return;
+    case cJSON_Raw:
         lua_pushstring(L, j->valuestring);
-    } else {
+        return;
+    default:
         lua_pushlightuserdata(L, convert_null());
+        return;
     }
 }
 
@@ -151,7 +173,7 @@ static bool same_object(lua_State *L, int idx, const cJSON *j, int depth, const 
     size_t n_lua = 0;
 
     for (const cJSON *ch = j->child; ch != NULL; ch = ch->next)
-        if (!cJSON_IsNull(ch) && ch->string != NULL &&
+        if (jtype(ch) != cJSON_NULL && ch->string != NULL &&
             (skip == NULL || strcmp(ch->string, skip) != 0))
             n_json++;
     lua_pushnil(L);
@@ -164,8 +186,8 @@ static bool same_object(lua_State *L, int idx, const cJSON *j, int depth, const 
         if (lua_type(L, -2) == LUA_TSTRING) {
             k = lua_tolstring(L, -2, &klen);
             for (ch = j->child; ch != NULL; ch = ch->next)
-                if (ch->string != NULL && !cJSON_IsNull(ch) && strncmp(ch->string, k, klen) == 0 &&
-                    ch->string[klen] == '\0')
+                if (ch->string != NULL && ch->string[0] == k[0] && jtype(ch) != cJSON_NULL &&
+                    strncmp(ch->string, k, klen) == 0 && ch->string[klen] == '\0')
                     break;
         }
         if (ch == NULL || (skip != NULL && strcmp(ch->string, skip) == 0)) {
@@ -219,21 +241,21 @@ static bool same_array(lua_State *L, int idx, const cJSON *j, int depth, struct 
 static bool same_value(lua_State *L, int idx, const cJSON *j, int depth, const char *skip,
                        const cJSON *md, struct same_ctx *c)
 {
-    if (depth > CONVERT_MAX_DEPTH || !lua_checkstack(L, 4))
-        return false;
-    if (cJSON_IsObject(j) || cJSON_IsArray(j)) {
-        if (lua_type(L, idx) != LUA_TTABLE)
+    switch (jtype(j)) {
+    case cJSON_Object:
+    case cJSON_Array:
+        if (depth > CONVERT_MAX_DEPTH || !lua_checkstack(L, 4) || lua_type(L, idx) != LUA_TTABLE)
             return false;
         if (lua_getmetatable(L, idx)) {
             lua_pop(L, 1);
             path_prepend(c, " (a metatable was set)");
             return false;
         }
-        if (cJSON_IsObject(j))
+        if (jtype(j) == cJSON_Object)
             return same_object(L, idx, j, depth, skip, md, c);
         return same_array(L, idx, j, depth, c);
-    }
-    if (cJSON_IsString(j) || cJSON_IsRaw(j)) {
+    case cJSON_String:
+    case cJSON_Raw: {
         size_t len;
         const char *s;
 
@@ -242,11 +264,15 @@ static bool same_value(lua_State *L, int idx, const cJSON *j, int depth, const c
         s = lua_tolstring(L, idx, &len);
         return len == strlen(j->valuestring) && memcmp(s, j->valuestring, len) == 0;
     }
-    if (cJSON_IsNumber(j))
+    case cJSON_Number:
         return lua_type(L, idx) == LUA_TNUMBER && lua_tonumber(L, idx) == j->valuedouble;
-    if (cJSON_IsBool(j))
-        return lua_type(L, idx) == LUA_TBOOLEAN && lua_toboolean(L, idx) == cJSON_IsTrue(j);
-    return lua_type(L, idx) == LUA_TLIGHTUSERDATA && lua_touserdata(L, idx) == convert_null();
+    case cJSON_True:
+    case cJSON_False:
+        return lua_type(L, idx) == LUA_TBOOLEAN &&
+               lua_toboolean(L, idx) == (jtype(j) == cJSON_True);
+    default:
+        return lua_type(L, idx) == LUA_TLIGHTUSERDATA && lua_touserdata(L, idx) == convert_null();
+    }
 }
 
 bool convert_same(lua_State *L, int idx, const cJSON *j, bool is_resource, char *path, size_t cap)
