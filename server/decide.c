@@ -70,6 +70,9 @@ void decide_findings_json(const struct decision *d, cJSON *obj)
             cJSON_AddStringToObject(x, "result", decide_outcome_name(it->r.outcome));
             cJSON_AddStringToObject(x, "message", it->r.error);
             cJSON_AddBoolToObject(x, "denies", it->is_violated);
+            cJSON_AddStringToObject(x, "enforcement",
+                                    it->is_violated ? decide_enforcement_name(it->enforcement)
+                                                    : "error");
             cJSON_AddItemToArray(e, x);
             continue;
         }

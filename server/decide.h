@@ -70,7 +70,7 @@ const char *decide_outcome_name(enum vm_outcome o);
 
 /* Adds to 'obj' (borrowed) the arrays "violations" ({binding, policy, title,
  * enforcement, message} per finding of a violated binding) and "errors" ({binding,
- * policy, result, message, denies} per failed policy): the findings as the JSON
+ * policy, result, message, denies, enforcement} per failed policy): the findings as the JSON
  * output of paved check and the /v1/decide answer show them. */
 void decide_findings_json(const struct decision *d, cJSON *obj);
 const char *decide_enforcement_name(enum vm_enforcement e);

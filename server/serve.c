@@ -303,38 +303,21 @@ static char *dup_or_null(const char *s)
 /* The violations of a decision as the audit's JSON text. */
 static char *violations_json(const struct decision *d)
 {
-    cJSON *arr = cJSON_CreateArray();
+    cJSON *obj = cJSON_CreateObject();
+    cJSON *arr;
+    cJSON *errs;
+    cJSON *e;
     char *text;
 
-    for (size_t i = 0; i < d->n_items; i++) {
-        const struct decide_item *it = &d->items[i];
-
-        if (!it->is_violated && it->r.outcome < VM_ERROR)
-            continue;
-        if (it->r.outcome >= VM_ERROR) {
-            cJSON *v = cJSON_CreateObject();
-
-            cJSON_AddStringToObject(v, "binding", it->binding->id);
-            cJSON_AddStringToObject(v, "policy", it->policy->id);
-            cJSON_AddStringToObject(v, "enforcement",
-                                    it->is_violated ? decide_enforcement_name(it->enforcement)
-                                                    : "error");
-            cJSON_AddStringToObject(v, "message", it->r.error);
-            cJSON_AddItemToArray(arr, v);
-            continue;
-        }
-        for (size_t k = 0; k < it->r.n_violations; k++) {
-            cJSON *v = cJSON_CreateObject();
-
-            cJSON_AddStringToObject(v, "binding", it->binding->id);
-            cJSON_AddStringToObject(v, "policy", it->policy->id);
-            cJSON_AddStringToObject(v, "enforcement", decide_enforcement_name(it->enforcement));
-            cJSON_AddStringToObject(v, "message", it->r.violations[k]);
-            cJSON_AddItemToArray(arr, v);
-        }
-    }
+    /* The findings as the API shows them, with policy errors appended to the one list
+     * the audit keeps (marked by their enforcement, or "error" when they allow). */
+    decide_findings_json(d, obj);
+    arr = cJSON_GetObjectItemCaseSensitive(obj, "violations");
+    errs = cJSON_GetObjectItemCaseSensitive(obj, "errors");
+    while ((e = cJSON_DetachItemFromArray(errs, 0)) != NULL)
+        cJSON_AddItemToArray(arr, e);
     text = cJSON_PrintUnformatted(arr);
-    cJSON_Delete(arr);
+    cJSON_Delete(obj);
     return text;
 }
 
