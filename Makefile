@@ -73,6 +73,17 @@ $(B)/paved: $(MAIN_OBJ) $(LIB_OBJ)
 	@echo "  LD      $@"
 	$(Q)$(CC) $(VLDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
 
+# paved-test: the same program with the test clock (server/base/clock.h) compiled in,
+# for the expiry and reminder tests. Never installed.
+TESTCLOCK_OBJ = $(B)/server/base/clock-testclock.o
+$(B)/paved-test: $(MAIN_OBJ) $(filter-out $(B)/server/base/clock.o,$(LIB_OBJ)) $(TESTCLOCK_OBJ)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(VLDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
+
+$(TESTCLOCK_OBJ): server/base/clock.c
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(BASE_FLAGS) $(VFLAGS) -DPV_TEST_CLOCK -c -o $@ $<
+
 $(B)/%.o: %.c
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
@@ -111,14 +122,14 @@ deps-dev:
 test: deps-test
 	@$(MAKE) --no-print-directory build/paved test-only VARIANT=$(VARIANT)
 
-test-only: $(B)/paved $(UNIT_BIN)
+test-only: $(B)/paved $(B)/paved-test $(UNIT_BIN)
 	@sh tests/run.sh $(B) "$(T)"
 
 asan: deps-test
 	@$(MAKE) --no-print-directory test-only VARIANT=asan
 
 valgrind: deps-test
-	@$(MAKE) --no-print-directory $(B)/paved $(UNIT_BIN)
+	@$(MAKE) --no-print-directory $(B)/paved $(B)/paved-test $(UNIT_BIN)
 	@PAVED_VALGRIND=1 sh tests/run.sh $(B) "$(T)"
 
 # `make run`: development certificates under var/, then paved serve on

@@ -14,6 +14,23 @@
 
 #define AUDIT_ID_LEN 32 /* "dec-" + 26 chars, NUL included below */
 
+/* A transition carried by an event record (kind "exception" or "breakglass", path
+ * "event"): the writer applies it to the exceptions / breakglass tables in the same
+ * transaction that seals the record into the hash chain, after checking that it is
+ * allowed from the current state (audit/exceptions.c). 'op_args' says what: */
+enum audit_op {
+    AUDIT_OP_NONE = 0,
+    AUDIT_OP_EXC_REQUEST, /* {"id","team","service","namespace"?,"policies":[..],
+                           *  "justification","ticket"?,"duration_s","self_service"} */
+    AUDIT_OP_EXC_APPROVE, /* {"id","reason"?}: pending -> approved; never by the requester */
+    AUDIT_OP_EXC_DENY,    /* {"id","reason"?}: pending -> denied */
+    AUDIT_OP_EXC_REVOKE,  /* {"id","reason"?}: approved -> revoked */
+    AUDIT_OP_EXC_EXPIRE,  /* {"id"}: approved -> expired, once expires_ms <= time_ms */
+    AUDIT_OP_EXC_REMIND,  /* {"id","days"}: the "expiring" reminder, once per exception */
+    AUDIT_OP_BG_START,    /* {"id","reason","namespaces":[..],"teams":[..],"duration_s"} */
+    AUDIT_OP_BG_END,      /* {"id","reason"?}: ends a window (early, or when due) */
+};
+
 /* One decision, allocated with xcalloc. Every string is owned by the record (NULL allowed
  * for optional ones; source, kind, team, decision and path are required); violations NULL
  * is stored as "[]". audit_record_free releases the strings and the record. */
@@ -36,17 +53,36 @@ struct audit_record {
     char *bundle_hash; /* hex SHA-256 of the policy bundle and config */
     int64_t latency_us;
     bool is_dry_run;
+    /* Not columns of the row: */
+    bool is_exception_available; /* a golden-path policy that allows exceptions was in
+                                  * scope (services.exception_available, for the
+                                  * voluntary-adoption figure) */
+    enum audit_op op;            /* AUDIT_OP_NONE for decisions */
+    cJSON *op_args;              /* owned; see enum audit_op */
+    char *notify_routes;         /* JSON text [{"endpoint","events":[..],"policies":[..]}]
+                                  * of the configured endpoints, or NULL: the writer puts
+                                  * a message in the outbox for each endpoint whose
+                                  * filter matches this record's event */
 };
 
 /* Fills 'out' with a new decision id: "dec-" followed by 26 characters that sort by
  * time (milliseconds, then randomness from OpenSSL). Thread-safe. */
 void audit_new_id(char out[AUDIT_ID_LEN + 1]);
 
+/* Formats epoch milliseconds as RFC 3339 UTC ("2026-12-04T10:00:00Z") into 'buf'. */
+void audit_format_time(int64_t ms, char *buf, size_t cap);
+
 /* Frees the strings of 'r' and 'r' itself. audit_record_free(NULL) does nothing. */
 void audit_record_free(struct audit_record *r);
 
+/* Called on the writer thread after a commit that put messages in the outbox (the
+ * notifier wakes up). Must return quickly. */
+typedef void audit_outbox_fn(void *arg);
+
 struct audit_options {
     const char *path;   /* SQLite file; created with the schema when missing */
+    audit_outbox_fn *on_outbox; /* may be NULL */
+    void *on_outbox_arg;
     bool is_async;      /* audit.durability: async (answer before the commit) */
     size_t queue_max;   /* records waiting for the writer; default 65536 */
     uint32_t batch_max; /* records per transaction; default 256 */
@@ -96,6 +132,16 @@ typedef void audit_done_fn(void *arg, pv_status rc, const char *msg);
 pv_status audit_submit_cb(struct audit *a, struct audit_record *rec, uint64_t deadline_ns,
                           audit_done_fn *done, void *arg, struct pv_err *err);
 
+/* Like audit_submit for a record that carries an op (rec->op != AUDIT_OP_NONE): waits
+ * for the commit even with async durability, because the caller answers with the
+ * outcome. Returns PV_OK once committed; PV_ENOENT (no such exception or window),
+ * PV_EINVAL (the transition is not allowed from the current state: "EXC-.. is denied,
+ * only a pending exception can be approved"), or PV_ECONFIG for separation of duties
+ * (the requester approving), each with the message in 'err'; errors as audit_submit
+ * otherwise. Takes 'rec'. Thread-safe. */
+pv_status audit_submit_op(struct audit *a, struct audit_record *rec, uint64_t deadline_ns,
+                          struct pv_err *err);
+
 /* Copies the counters into *out. Thread-safe. */
 void audit_stats(struct audit *a, struct audit_stats *out);
 
@@ -132,6 +178,99 @@ pv_status audit_export(const char *path, FILE *out, struct pv_err *err);
  * 'is_force'. The copy is a standalone database (rollback journal, no -wal file).
  * Returns PV_ENOENT/PV_EIO with SQLite's message, PV_EINVAL for an existing target. */
 pv_status audit_backup(const char *path, const char *out_path, bool is_force, struct pv_err *err);
+
+/* ---- Exceptions and break-glass (audit/exceptions.c; readers open read-only) ---- */
+
+#define AUDIT_EXC_ID_LEN 30 /* "EXC-" + 26 characters, NUL not included */
+
+/* Fills 'out' with a new exception id "EXC-<26>" (or "BG-<26>" when 'is_breakglass'),
+ * time-ordered like decision ids. Thread-safe. */
+void audit_new_exception_id(char out[AUDIT_EXC_ID_LEN + 1], bool is_breakglass);
+
+struct audit_exc_filter {
+    const char *state; /* pending | approved | denied | expired | revoked; NULL: any */
+    const char *team;
+    const char *service;
+    const char *policy;          /* exceptions naming this policy id */
+    int64_t expiring_before_ms;  /* approved ones whose expiry is before this; 0: off */
+    size_t limit;                /* 0: 1000 */
+};
+
+/* The exceptions matching 'f', newest first, as a JSON array of objects: id, team,
+ * service, namespace, policies, justification, ticket, requested_by, requested_at
+ * (RFC 3339) and requested_ms, duration_s, state, self_service, decided_by,
+ * decided_ms, reason, expires_at/expires_ms, ended_ms. Caller frees. PV_EIO/PV_ENOENT. */
+pv_status audit_exceptions_list(const char *path, const struct audit_exc_filter *f, cJSON **out,
+                                struct pv_err *err);
+
+/* One exception (as in the list) with "events": its audit rows oldest first ({decision_id,
+ * time_ms, event, actor, state, hash}). PV_ENOENT when there is no exception 'id'. */
+pv_status audit_exception_get(const char *path, const char *id, cJSON **out, struct pv_err *err);
+
+/* An approved exception, as decisions match it. */
+struct audit_exc {
+    char *id;
+    char *team;
+    char *service;
+    char *namespace; /* NULL: any namespace */
+    char **policies;
+    size_t n_policies;
+    int64_t expires_ms;
+    bool is_reminded;
+};
+
+struct audit_exc_set {
+    struct audit_exc *items;
+    size_t n;
+};
+
+/* Loads every approved exception (expired ones included until the sweeper moves them:
+ * matching checks the expiry) into *out (release with audit_exc_set_fini). */
+pv_status audit_exceptions_approved(const char *path, struct audit_exc_set *out,
+                                    struct pv_err *err);
+
+/* Builds a set from what `paved exceptions list --format json` printed: a JSON array
+ * of exception objects, or {"exceptions": [...]} (borrowed). Keeps the approved ones.
+ * Returns PV_EINVAL naming the entry that is malformed. */
+pv_status audit_exc_set_from_json(const cJSON *doc, struct audit_exc_set *out,
+                                  struct pv_err *err);
+
+void audit_exc_set_fini(struct audit_exc_set *s);
+
+/* The first exception of 's' that covers 'policy' for (team, service, namespace) and
+ * has not expired at 'now_ms', or NULL. Borrows everything. */
+const struct audit_exc *audit_exc_match(const struct audit_exc_set *s, const char *team,
+                                        const char *service, const char *namespace,
+                                        const char *policy, int64_t now_ms);
+
+/* A break-glass window that has not been ended. */
+struct audit_bg {
+    char *id;
+    char **namespaces; /* scope: these namespaces ... */
+    size_t n_namespaces;
+    char **teams; /* ... and these teams */
+    size_t n_teams;
+    int64_t ends_ms;
+};
+
+struct audit_bg_set {
+    struct audit_bg *items;
+    size_t n;
+};
+
+/* Loads the windows not yet ended (release with audit_bg_set_fini). */
+pv_status audit_breakglass_open(const char *path, struct audit_bg_set *out, struct pv_err *err);
+void audit_bg_set_fini(struct audit_bg_set *s);
+
+/* The window of 's' whose scope holds 'namespace' or 'team' and that lasts past
+ * 'now_ms', or NULL. */
+const struct audit_bg *audit_bg_match(const struct audit_bg_set *s, const char *namespace,
+                                      const char *team, int64_t now_ms);
+
+/* Every break-glass window, newest first, as a JSON array ({id, started_by, reason,
+ * namespaces, teams, started_ms, ends_ms, ended_ms, ended_by, active}). */
+pv_status audit_breakglass_list(const char *path, int64_t now_ms, cJSON **out,
+                                struct pv_err *err);
 
 struct audit_verify_result {
     uint64_t rows; /* rows checked */

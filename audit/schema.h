@@ -9,7 +9,7 @@
 
 #include "status.h"
 
-#define SCHEMA_VERSION 1    /* PRAGMA user_version of a current database */
+#define SCHEMA_VERSION 2    /* PRAGMA user_version of a current database */
 #define SCHEMA_BUSY_MS 5000 /* busy_timeout of every connection */
 
 /* Every column of `decisions`, in canonical order (chain.h), then prev_hash and hash:

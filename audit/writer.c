@@ -14,6 +14,7 @@
 #include <sqlite3.h>
 
 #include "chain.h"
+#include "exceptions.h"
 #include "log.h"
 #include "schema.h"
 #include "xalloc.h"
@@ -55,9 +56,14 @@ struct audit {
     sqlite3_stmt *st_decision;
     sqlite3_stmt *st_policy;
     sqlite3_stmt *st_service;
+    sqlite3_stmt *st_outbox;
     char last_hash[CHAIN_HASH_HEX_LEN + 1]; /* hash of the last committed row */
     int64_t last_rowid;
     struct item *batch; /* batch_max items */
+    char (*msgs)[PV_ERR_MSG_MAX]; /* batch_max messages: why a record was refused */
+    bool has_new_outbox;          /* the open transaction put messages in the outbox */
+    audit_outbox_fn *on_outbox;
+    void *on_outbox_arg;
 
     /* Checkpointer thread only. */
     sqlite3 *ckpt_db;
@@ -155,6 +161,8 @@ void audit_record_free(struct audit_record *r)
     free(r->path);
     free(r->violations);
     free(r->bundle_hash);
+    cJSON_Delete(r->op_args);
+    free(r->notify_routes);
     free(r);
 }
 
@@ -204,7 +212,12 @@ static pv_status check_record(const struct audit_record *r, char **policies, str
 
     list = xmalloc(1);
     list[0] = '\0';
-    if (r->violations != NULL) {
+    if (r->op != AUDIT_OP_NONE && !cJSON_IsObject(r->op_args)) {
+        rc = pv_err_set(err, PV_EINVAL, "audit: event %s has no arguments", r->id);
+        goto done;
+    }
+    /* An event's violations are written by its transition (exc_apply). */
+    if (r->violations != NULL && r->op == AUDIT_OP_NONE) {
         v = cJSON_ParseWithLength(r->violations, strlen(r->violations));
         if (v == NULL || !cJSON_IsArray(v)) {
             rc = pv_err_set(err, PV_EINVAL, "audit: record %s: violations is not a JSON array",
@@ -320,6 +333,27 @@ pv_status audit_submit(struct audit *a, struct audit_record *rec, uint64_t deadl
     return PV_OK;
 }
 
+pv_status audit_submit_op(struct audit *a, struct audit_record *rec, uint64_t deadline_ns,
+                          struct pv_err *err)
+{
+    struct waiter w = {PV_OK, false, "", NULL, NULL};
+    pv_status rc;
+
+    if (rec->op == AUDIT_OP_NONE) {
+        audit_record_free(rec);
+        return pv_err_set(err, PV_EINVAL, "audit: audit_submit_op needs a record with an op");
+    }
+    rc = enqueue(a, rec, deadline_ns, &w, err);
+    if (rc)
+        return rc;
+    while (!w.is_done)
+        pthread_cond_wait(&a->done, &a->mu);
+    pthread_mutex_unlock(&a->mu);
+    if (w.rc)
+        return pv_err_set(err, w.rc, "%s", w.msg);
+    return PV_OK;
+}
+
 pv_status audit_submit_cb(struct audit *a, struct audit_record *rec, uint64_t deadline_ns,
                           audit_done_fn *done, void *arg, struct pv_err *err)
 {
@@ -365,20 +399,212 @@ static struct chain_field text_field(const char *s)
     return f;
 }
 
-/* Inserts one decision as row 'rowid' after 'prev_hash', writing its hash into 'hash'.
+/* ---- Outbox ---- */
+
+/* True when 'event' matches one of the names or "prefix.*" globs of 'events' (NULL or
+ * absent: every event). */
+static bool event_wanted(const cJSON *events, const char *event)
+{
+    const cJSON *e;
+
+    if (events == NULL || cJSON_IsNull(events))
+        return true;
+    cJSON_ArrayForEach(e, events)
+    {
+        size_t n;
+
+        if (!cJSON_IsString(e))
+            continue;
+        n = strlen(e->valuestring);
+        if (strcmp(e->valuestring, event) == 0 || strcmp(e->valuestring, "*") == 0)
+            return true;
+        if (n >= 2 && e->valuestring[n - 1] == '*' && e->valuestring[n - 2] == '.' &&
+            strncmp(e->valuestring, event, n - 1) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* True when one of the ids in 'policies' (NUL-separated, then "") is in 'watched'. */
+static bool policy_watched(const cJSON *watched, const char *policies)
+{
+    const cJSON *w;
+
+    cJSON_ArrayForEach(w, watched)
+    {
+        if (!cJSON_IsString(w))
+            continue;
+        for (const char *p = policies; *p != '\0'; p += strlen(p) + 1)
+            if (strcmp(p, w->valuestring) == 0)
+                return true;
+    }
+    return false;
+}
+
+/* The body of a decision.denied message. Returns: caller frees with cJSON_Delete. */
+static cJSON *denied_body(const struct audit_record *r, const char *policies, char *summary,
+                          size_t cap)
+{
+    cJSON *d = cJSON_CreateObject();
+    cJSON *v = cJSON_Parse(r->violations != NULL ? r->violations : "[]");
+    cJSON *ids = cJSON_CreateArray();
+    size_t len = 0;
+
+    summary[0] = '\0';
+    for (const char *p = policies; *p != '\0'; p += strlen(p) + 1) {
+        cJSON_AddItemToArray(ids, cJSON_CreateString(p));
+        if (len + 2 < cap)
+            len += (size_t)snprintf(summary + len, cap - len, "%s%s", len > 0 ? ", " : "", p);
+        if (len >= cap)
+            len = cap - 1;
+    }
+    cJSON_AddStringToObject(d, "id", r->id);
+    cJSON_AddStringToObject(d, "source", r->source);
+    cJSON_AddStringToObject(d, "team", r->team);
+    cJSON_AddStringToObject(d, "service", r->service != NULL ? r->service : "");
+    cJSON_AddStringToObject(d, "namespace", r->namespace != NULL ? r->namespace : "");
+    cJSON_AddStringToObject(d, "resource_kind", r->resource_kind != NULL ? r->resource_kind : "");
+    cJSON_AddStringToObject(d, "resource_name", r->resource_name != NULL ? r->resource_name : "");
+    cJSON_AddItemToObject(d, "policies", ids);
+    cJSON_AddItemToObject(d, "violations", v != NULL ? v : cJSON_CreateArray());
+    return d;
+}
+
+/* Puts a message for 'event' into the outbox for each endpoint of r->notify_routes
+ * that wants it, in the record's transaction. 'subject_key'/'subject' (borrowed) are
+ * the event's data; 'summary' its sentence. Sets a->has_new_outbox. */
+static pv_status outbox_put(struct audit *a, const struct audit_record *r, const char *policies,
+                            const char *event, const char *summary, const char *subject_key,
+                            const cJSON *subject, struct pv_err *err)
+{
+    cJSON *routes = cJSON_Parse(r->notify_routes);
+    const cJSON *route;
+    cJSON *body = NULL;
+    char *text = NULL;
+    char when[40];
+    pv_status rc = PV_OK;
+
+    cJSON_ArrayForEach(route, routes)
+    {
+        const char *endpoint = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(route,
+                                                                                     "endpoint"));
+        sqlite3_stmt *st = a->st_outbox;
+        int src;
+
+        if (endpoint == NULL ||
+            !event_wanted(cJSON_GetObjectItemCaseSensitive(route, "events"), event))
+            continue;
+        if (strcmp(event, "decision.denied") == 0 &&
+            !policy_watched(cJSON_GetObjectItemCaseSensitive(route, "policies"), policies))
+            continue;
+        if (text == NULL) {
+            body = cJSON_CreateObject();
+            audit_format_time(r->time_ms, when, sizeof(when));
+            cJSON_AddStringToObject(body, "event", event);
+            cJSON_AddStringToObject(body, "time", when);
+            cJSON_AddStringToObject(body, "summary", summary);
+            cJSON_AddStringToObject(body, "audit_id", r->id);
+            cJSON_AddItemToObject(body, subject_key, cJSON_Duplicate(subject, 1));
+            text = cJSON_PrintUnformatted(body);
+        }
+        bind_text(st, 1, endpoint);
+        bind_text(st, 2, event);
+        bind_text(st, 3, text);
+        sqlite3_bind_int64(st, 4, r->time_ms);
+        src = sqlite3_step(st);
+        sqlite3_reset(st);
+        if (src != SQLITE_DONE) {
+            rc = pv_err_set(err, PV_EIO, "outbox of %s: %s", r->id, sqlite3_errmsg(a->db));
+            break;
+        }
+        a->has_new_outbox = true;
+    }
+    cJSON_Delete(body);
+    free(text);
+    cJSON_Delete(routes);
+    return rc;
+}
+
+/* ---- Rows ---- */
+
+static pv_status insert_row(struct audit *a, struct item *it, int64_t rowid, const char *prev_hash,
+                            char hash[CHAIN_HASH_HEX_LEN + 1], struct exc_event *ev,
+                            struct pv_err *err);
+
+static bool is_refusal(pv_status rc)
+{
+    return rc == PV_EINVAL || rc == PV_ENOENT || rc == PV_ECONFIG;
+}
+
+/* Applies the transition of an event record (inside a savepoint, so a refused one
+ * leaves nothing behind) and replaces the item's policy list with the exception's. */
+static pv_status apply_op(struct audit *a, struct item *it, struct exc_event *ev,
+                          struct pv_err *err)
+{
+    pv_status rc = schema_exec(a->db, "SAVEPOINT event", err);
+
+    if (rc)
+        return PV_EIO;
+    rc = exc_apply(a->db, it->rec, ev, err);
+    if (rc) {
+        schema_exec(a->db, "ROLLBACK TO event; RELEASE event", NULL);
+        return is_refusal(rc) ? rc : PV_EIO;
+    }
+    free(it->policies);
+    it->policies = ev->policies != NULL ? ev->policies : xstrdup("");
+    ev->policies = NULL;
+    return PV_OK;
+}
+
+static bool is_decision_kind(const char *kind)
+{
+    return strcmp(kind, "deploy") == 0 || strcmp(kind, "provision") == 0 ||
+           strcmp(kind, "credential") == 0;
+}
+
+/* Inserts one record as row 'rowid' after 'prev_hash', writing its hash into 'hash'.
  * Returns PV_EINVAL when the row violates a constraint (a duplicate id: the transaction
- * goes on without it), PV_EIO for anything else (the transaction is lost). */
-static pv_status insert_one(struct audit *a, const struct item *it, int64_t rowid,
-                            const char *prev_hash, char hash[CHAIN_HASH_HEX_LEN + 1],
+ * goes on without it) or, for an event, PV_EINVAL/PV_ENOENT/PV_ECONFIG when its
+ * transition is refused (likewise); PV_EIO for anything else (the transaction is
+ * lost). */
+static pv_status insert_one(struct audit *a, struct item *it, int64_t rowid, const char *prev_hash,
+                            char hash[CHAIN_HASH_HEX_LEN + 1], struct pv_err *err)
+{
+    struct audit_record *r = it->rec;
+    struct exc_event ev;
+    pv_status rc = insert_row(a, it, rowid, prev_hash, hash, &ev, err);
+
+    if (r->op != AUDIT_OP_NONE) {
+        if (rc == PV_OK)
+            rc = schema_exec(a->db, "RELEASE event", err);
+        else if (rc == PV_EINVAL && ev.subject != NULL)
+            schema_exec(a->db, "ROLLBACK TO event; RELEASE event", NULL);
+        cJSON_Delete(ev.subject);
+        free(ev.policies);
+    }
+    return rc;
+}
+
+/* insert_one without the event's savepoint bookkeeping: fills *ev for events. */
+static pv_status insert_row(struct audit *a, struct item *it, int64_t rowid, const char *prev_hash,
+                            char hash[CHAIN_HASH_HEX_LEN + 1], struct exc_event *ev,
                             struct pv_err *err)
 {
     const struct audit_record *r = it->rec;
-    const char *violations = r->violations != NULL ? r->violations : "[]";
+    const char *violations;
     char rowid_s[24], time_s[24], latency_s[24];
     struct chain_field f[CHAIN_NFIELDS];
     sqlite3_stmt *st = a->st_decision;
     int src;
     pv_status rc;
+
+    memset(ev, 0, sizeof(*ev));
+    if (r->op != AUDIT_OP_NONE) {
+        rc = apply_op(a, it, ev, err);
+        if (rc)
+            return rc;
+    }
+    violations = r->violations != NULL ? r->violations : "[]";
 
     snprintf(rowid_s, sizeof(rowid_s), "%" PRId64, rowid);
     snprintf(time_s, sizeof(time_s), "%" PRId64, r->time_ms);
@@ -446,18 +672,41 @@ static pv_status insert_one(struct audit *a, const struct item *it, int64_t rowi
             return pv_err_set(err, PV_EIO, "insert policies of %s: %s", r->id,
                               sqlite3_errmsg(a->db));
     }
-    if (r->service != NULL) {
+    /* Services are first seen at decisions, not at mutations or events. */
+    if (r->service != NULL && is_decision_kind(r->kind)) {
         st = a->st_service;
         bind_text(st, 1, r->team);
         bind_text(st, 2, r->service);
         sqlite3_bind_int64(st, 3, r->time_ms);
         bind_text(st, 4, r->path);
         bind_text(st, 5, r->id);
+        sqlite3_bind_int(st, 6, r->is_exception_available ? 1 : 0);
         src = sqlite3_step(st);
         sqlite3_reset(st);
         if (src != SQLITE_DONE)
             return pv_err_set(err, PV_EIO, "insert service of %s: %s", r->id,
                               sqlite3_errmsg(a->db));
+    }
+    if (r->notify_routes == NULL)
+        return PV_OK;
+    if (r->op != AUDIT_OP_NONE)
+        return outbox_put(a, r, it->policies, ev->name, ev->summary,
+                          r->op == AUDIT_OP_BG_START || r->op == AUDIT_OP_BG_END ? "breakglass"
+                                                                                 : "exception",
+                          ev->subject, err);
+    if (is_decision_kind(r->kind) && strcmp(r->path, "denied") == 0) {
+        char summary[600];
+        char pol[400];
+        cJSON *d = denied_body(r, it->policies, pol, sizeof(pol));
+
+        snprintf(summary, sizeof(summary), "denied %s %s/%s of %s/%s (%s): %s",
+                 r->resource_kind != NULL ? r->resource_kind : "object",
+                 r->namespace != NULL ? r->namespace : "-",
+                 r->resource_name != NULL ? r->resource_name : "-", r->team,
+                 r->service != NULL ? r->service : "-", r->source, pol);
+        rc = outbox_put(a, r, it->policies, "decision.denied", summary, "decision", d, err);
+        cJSON_Delete(d);
+        return rc;
     }
     return PV_OK;
 }
@@ -485,13 +734,16 @@ static pv_status commit_batch(struct audit *a, size_t n, pv_status *rcs, struct 
     pv_status rc;
 
     memcpy(prev, a->last_hash, sizeof(prev));
+    a->has_new_outbox = false;
     rc = step_simple(a, a->st_begin, "BEGIN", err);
     if (rc)
         return rc;
     for (size_t i = 0; i < n; i++) {
         rcs[i] = insert_one(a, &a->batch[i], rowid + 1, prev, hash, &row_err);
-        if (rcs[i] == PV_EINVAL) {
-            log_msg(LOG_ERROR, "audit", "%s", row_err.msg);
+        if (is_refusal(rcs[i])) {
+            snprintf(a->msgs[i], sizeof(a->msgs[i]), "%s", row_err.msg);
+            if (a->batch[i].rec->op == AUDIT_OP_NONE)
+                log_msg(LOG_ERROR, "audit", "%s", row_err.msg);
             continue;
         }
         if (rcs[i]) {
@@ -507,6 +759,8 @@ static pv_status commit_batch(struct audit *a, size_t n, pv_status *rcs, struct 
         goto fail;
     a->last_rowid = rowid;
     memcpy(a->last_hash, prev, sizeof(prev));
+    if (a->has_new_outbox && a->on_outbox != NULL)
+        a->on_outbox(a->on_outbox_arg);
     return PV_OK;
 fail:
     /* A failed COMMIT or an I/O error may have ended the transaction already. */
@@ -617,6 +871,8 @@ static void *writer_main(void *arg)
                 if (rc)
                     snprintf(it->w->msg, sizeof(it->w->msg),
                              "audit: decision %s not recorded: %.180s", it->rec->id, err.msg);
+                else if (irc && it->rec->op != AUDIT_OP_NONE)
+                    snprintf(it->w->msg, sizeof(it->w->msg), "%s", a->msgs[i]);
                 else if (irc)
                     snprintf(it->w->msg, sizeof(it->w->msg),
                              "audit: decision %s not recorded: duplicate id", it->rec->id);
@@ -742,6 +998,7 @@ static void free_store(struct audit *a)
     sqlite3_finalize(a->st_decision);
     sqlite3_finalize(a->st_policy);
     sqlite3_finalize(a->st_service);
+    sqlite3_finalize(a->st_outbox);
     /* The last connection to close checkpoints the WAL and removes it. */
     sqlite3_close(a->ckpt_db);
     sqlite3_close(a->db);
@@ -752,6 +1009,7 @@ static void free_store(struct audit *a)
     pthread_cond_destroy(&a->ckpt_wake);
     free(a->ring);
     free(a->batch);
+    free(a->msgs);
     free(a->path);
     free(a);
 }
@@ -775,6 +1033,9 @@ pv_status audit_open(struct audit **out, const struct audit_options *opt, struct
     a->batch_max = opt->batch_max != 0 ? opt->batch_max : BATCH_DEFAULT;
     a->ring = xcalloc(a->cap, sizeof(*a->ring));
     a->batch = xcalloc(a->batch_max, sizeof(*a->batch));
+    a->msgs = xcalloc(a->batch_max, sizeof(*a->msgs));
+    a->on_outbox = opt->on_outbox;
+    a->on_outbox_arg = opt->on_outbox_arg;
     pthread_mutex_init(&a->mu, NULL);
     /* Deadlines are CLOCK_MONOTONIC. */
     pthread_condattr_init(&ca);
@@ -807,8 +1068,15 @@ pv_status audit_open(struct audit **out, const struct audit_options *opt, struct
                      err);
     if (rc == PV_OK)
         rc = prepare(a, &a->st_service,
-                     "INSERT OR IGNORE INTO services (team, service, first_seen_ms, first_path, "
-                     "first_decision_id) VALUES (?1, ?2, ?3, ?4, ?5)",
+                     "INSERT INTO services (team, service, first_seen_ms, first_path, "
+                     "first_decision_id, exception_available) VALUES (?1, ?2, ?3, ?4, ?5, ?6) "
+                     "ON CONFLICT (team, service) DO UPDATE SET exception_available = "
+                     "max(exception_available, excluded.exception_available)",
+                     err);
+    if (rc == PV_OK)
+        rc = prepare(a, &a->st_outbox,
+                     "INSERT INTO outbox (endpoint, event, body, created_ms, state, attempts, "
+                     "next_ms) VALUES (?1, ?2, ?3, ?4, 'pending', 0, ?4)",
                      err);
     if (rc == PV_OK)
         rc = load_head(a, err);

@@ -15,6 +15,8 @@ return {
     title = "RBAC bindings do not grant roles to anonymous users",
     golden_path = false,
     enforcement = "deny",
+    -- Granting a role to anonymous users is never a case for an exception.
+    exceptions = { allowed = false },
     applies_to = { resources = { "RoleBinding", "ClusterRoleBinding" } },
     params = {},
     check = function(req, params, violation)

@@ -1,5 +1,6 @@
-/* server/cmd_audit.c: `paved audit verify|query|export`: reads the decision log of a
- * SQLite file (read-only, so beside a running server) and prints it for people or tools. */
+/* server/cmd_audit.c: `paved audit verify|query|export|backup|report`: reads the decision
+ * log of a SQLite file (read-only, so beside a running server) and prints it for people
+ * or tools. */
 #include "cmd_audit.h"
 
 #include <errno.h>
@@ -15,6 +16,8 @@
 #include <cjson/cJSON.h>
 
 #include "audit.h"
+#include "clock.h"
+#include "report.h"
 
 enum {
     AUDIT_EXIT_OK = 0,
@@ -35,6 +38,9 @@ static const char usage[] =
     "            path or source\n"
     "  export    write every decision, oldest first, as JSON Lines\n"
     "  backup    copy the store while the server keeps writing, then verify the copy\n"
+    "  report    adoption of the golden path per team: golden, exception, off-road and\n"
+    "            denied decisions of new services, headline and voluntary adoption, the\n"
+    "            policies teams route around, and the exceptions about to expire\n"
     "\n"
     "Run 'paved audit COMMAND --help' for the options of a command.\n"
     "exit status: 0 success, 1 verify found a bad row, 2 usage error or unreadable file.\n";
@@ -109,6 +115,64 @@ static const char usage_backup[] =
     "\n"
     "example:\n"
     "  paved audit backup --db /var/lib/paved/paved.db --out /backup/paved-$(date +%F).db\n";
+
+static const char usage_report[] =
+    "usage: paved audit report --db FILE [--since TIME] [--until TIME] [--team T]\n"
+    "                          [--by day|week|month] [--format table|json|csv]\n"
+    "                          [--expiring-days N] [--top N]\n"
+    "\n"
+    "Tells a platform team whether it wins on merit: of the services that started in the\n"
+    "window, how many decisions followed the golden path, and how many of those that\n"
+    "could have taken an exception chose the golden path anyway.\n"
+    "\n"
+    "What is counted:\n"
+    "  new service     a (team, service) whose first recorded deploy or provision\n"
+    "                  decision is in the window [--since, --until). A service first seen\n"
+    "                  before the window is not new, however busy it is inside it.\n"
+    "  decisions       deploy and provision decisions of new services inside the window,\n"
+    "                  dry runs excluded, by path: golden, exception, off-road, denied,\n"
+    "                  break-glass. Credential decisions, mutating-webhook records and\n"
+    "                  audit events never count.\n"
+    "  headline        (golden + exception) / all those decisions.\n"
+    "  voluntary       golden / (golden + exception), counting only decisions of new\n"
+    "                  services for which an exception was available (a golden-path\n"
+    "                  policy in scope allows exceptions).\n"
+    "  merit           voluntary >= 70 %: teams choose the golden path.\n"
+    "  policy          voluntary < 40 % while headline >= 70 %: adoption is mandated.\n"
+    "A figure without decisions to divide is shown as '-' (null in JSON), and no flag is\n"
+    "raised on it.\n"
+    "\n"
+    "The report also lists the policies named by exceptions requested in the window (any\n"
+    "state but denied), most requested first, with how many were approved and by which\n"
+    "teams: what teams route around, the platform team's backlog. And the approved\n"
+    "exceptions that expire in the next --expiring-days days, soonest first.\n"
+    "\n"
+    "options:\n"
+    "  --db FILE            the SQLite audit database (required)\n"
+    "  --since TIME         start of the window, included (default 30d: 30 days ago)\n"
+    "  --until TIME         end of the window, excluded (default now)\n"
+    "  --team T             only team T (listed even when it has nothing in the window)\n"
+    "  --by PERIOD          day, week or month: one row per team and period, UTC; weeks\n"
+    "                       are ISO weeks (Monday 00:00, '2026-W48'). Periods cut by the\n"
+    "                       window count only what falls inside it; periods without a new\n"
+    "                       service or a decision are left out. Default: the whole window.\n"
+    "  --format FMT         table (default), json (the document of GET\n"
+    "                       /v1/reports/adoption) or csv (a header line, then one row per\n"
+    "                       team and period; totals only in table and json)\n"
+    "  --expiring-days N    the expiring list looks N days ahead (default 14, max 3650)\n"
+    "  --top N              at most N policies in the exception list (default 10, max 1000)\n"
+    "  -h, --help           show this help\n"
+    "\n"
+    "TIME is a duration before now (30d, 12h, 15m, 90s, 2w), a date (2026-11-01, midnight\n"
+    "UTC) or an RFC 3339 timestamp (2026-11-01T08:30:00Z, 2026-11-01T10:30:00+02:00).\n"
+    "\n"
+    "exit status: 0 success (also when the window is empty), 2 usage error, missing or\n"
+    "unreadable file.\n"
+    "\n"
+    "examples:\n"
+    "  paved audit report --db /var/lib/paved/paved.db\n"
+    "  paved audit report --db paved.db --since 2026-10-01 --until 2027-01-01 --by month\n"
+    "  paved audit report --db paved.db --since 12w --by week --team payments --format csv\n";
 
 static const char usage_export[] =
     "usage: paved audit export --db FILE [--out FILE]\n"
@@ -238,14 +302,6 @@ bool cmd_audit_parse_time(const char *s, int64_t now_ms, int64_t *out)
     return false;
 }
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* ---- Output ---- */
 
 static void format_time(int64_t ms, char *buf, size_t cap)
@@ -309,6 +365,220 @@ static void print_table(const cJSON *arr)
     }
 }
 
+/* ---- Report output ---- */
+
+static long long num_field(const cJSON *o, const char *name)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+
+    return cJSON_IsNumber(v) ? (long long)v->valuedouble : 0;
+}
+
+/* A ratio of 'o' as "87.5%", or "-" when it is null. */
+static void percent(const cJSON *o, const char *name, char *buf, size_t cap)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+
+    if (cJSON_IsNumber(v))
+        snprintf(buf, cap, "%.1f%%", v->valuedouble * 100.0);
+    else
+        snprintf(buf, cap, "-");
+}
+
+static const char *flag_text(const cJSON *p)
+{
+    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(p, "winning_on_merit")))
+        return "merit";
+    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(p, "winning_on_policy")))
+        return "policy";
+    return "-";
+}
+
+/* Comma-joined strings of the array o[name] into 'buf' ("-" when empty). */
+static void join_strings(const cJSON *o, const char *name, char *buf, size_t cap)
+{
+    const cJSON *el;
+    size_t len = 0;
+
+    buf[0] = '\0';
+    cJSON_ArrayForEach(el, cJSON_GetObjectItemCaseSensitive(o, name))
+    {
+        int n;
+
+        if (!cJSON_IsString(el))
+            continue;
+        n = snprintf(buf + len, cap - len, "%s%s", len ? "," : "", el->valuestring);
+        if (n < 0 || (size_t)n >= cap - len) {
+            buf[len] = '\0';
+            break;
+        }
+        len += (size_t)n;
+    }
+    if (len == 0)
+        snprintf(buf, cap, "-");
+}
+
+/* One row of the table; 'period' NULL: the period's own label. */
+static void report_row(int team_w, const char *team, const char *period, const cJSON *p)
+{
+    char headline[16];
+    char voluntary[16];
+
+    percent(p, "headline_adoption", headline, sizeof(headline));
+    percent(p, "voluntary_adoption", voluntary, sizeof(voluntary));
+    printf("%-*s  %-10s  %5lld  %6lld  %9lld  %8lld  %6lld  %11lld  %8s  %9s  %s\n", team_w, team,
+           period != NULL ? period : str_field(p, "period"), num_field(p, "new_services"),
+           num_field(p, "golden"), num_field(p, "exception"), num_field(p, "off_road"),
+           num_field(p, "denied"), num_field(p, "breakglass"), headline, voluntary, flag_text(p));
+}
+
+/* The rows of one entry of "teams" (or the "total" entry): its periods, then its total
+ * when there is more than the one period "all". */
+static void report_rows(int team_w, const char *team, const cJSON *entry, bool is_by)
+{
+    const cJSON *p;
+
+    cJSON_ArrayForEach(p, cJSON_GetObjectItemCaseSensitive(entry, "periods"))
+    {
+        report_row(team_w, team, NULL, p);
+    }
+    if (is_by)
+        report_row(team_w, team, "total", cJSON_GetObjectItemCaseSensitive(entry, "total"));
+}
+
+static void print_report_table(const cJSON *doc)
+{
+    const cJSON *teams = cJSON_GetObjectItemCaseSensitive(doc, "teams");
+    const cJSON *top = cJSON_GetObjectItemCaseSensitive(doc, "top_exception_policies");
+    const cJSON *expiring = cJSON_GetObjectItemCaseSensitive(doc, "expiring");
+    const char *by = str_field(doc, "by");
+    bool is_by = strcmp(by, "none") != 0;
+    const cJSON *el;
+    int team_w = (int)strlen("all teams");
+    int policy_w = (int)strlen("POLICY");
+    char buf[1024];
+
+    cJSON_ArrayForEach(el, teams)
+    {
+        int n = (int)strlen(str_field(el, "team"));
+
+        if (n > team_w)
+            team_w = n > 40 ? 40 : n;
+    }
+    printf("adoption of the golden path, %s to %s%s%s\n", str_field(doc, "since"),
+           str_field(doc, "until"), is_by ? ", by " : "", is_by ? by : "");
+    printf("new services: first decision in the window; decisions: theirs, deploy and "
+           "provision, no dry runs\n\n");
+    printf("%-*s  %-10s  %5s  %6s  %9s  %8s  %6s  %11s  %8s  %9s  %s\n", team_w, "TEAM", "PERIOD",
+           "NEW", "GOLDEN", "EXCEPTION", "OFF-ROAD", "DENIED", "BREAK-GLASS", "HEADLINE",
+           "VOLUNTARY", "FLAG");
+    cJSON_ArrayForEach(el, teams)
+    {
+        report_rows(team_w, str_field(el, "team"), el, is_by);
+    }
+    if (cJSON_GetArraySize(teams) == 0)
+        printf("(no new services in the window)\n");
+    report_rows(team_w, "all teams", cJSON_GetObjectItemCaseSensitive(doc, "total"), is_by);
+    printf("\nFLAG: merit = voluntary >= 70%%; policy = voluntary < 40%% with headline >= 70%%\n");
+
+    printf("\ntop exception policies (exceptions requested in the window, denied ones "
+           "excluded):\n");
+    cJSON_ArrayForEach(el, top)
+    {
+        int n = (int)strlen(str_field(el, "policy"));
+
+        if (n > policy_w)
+            policy_w = n > 60 ? 60 : n;
+    }
+    if (cJSON_GetArraySize(top) == 0) {
+        printf("(none)\n");
+    } else {
+        printf("%-*s  %10s  %8s  %s\n", policy_w, "POLICY", "EXCEPTIONS", "APPROVED", "TEAMS");
+        cJSON_ArrayForEach(el, top)
+        {
+            join_strings(el, "teams", buf, sizeof(buf));
+            printf("%-*s  %10lld  %8lld  %s\n", policy_w, str_field(el, "policy"),
+                   num_field(el, "exceptions"), num_field(el, "approved_or_active"), buf);
+        }
+    }
+
+    printf("\napproved exceptions expiring in the next %lld days (soonest first):\n",
+           num_field(doc, "expiring_days"));
+    if (cJSON_GetArraySize(expiring) == 0) {
+        printf("(none)\n");
+        return;
+    }
+    printf("%-30s  %-20s  %-*s  %-18s  %s\n", "ID", "EXPIRES", team_w, "TEAM", "SERVICE",
+           "POLICIES");
+    cJSON_ArrayForEach(el, expiring)
+    {
+        join_strings(el, "policies", buf, sizeof(buf));
+        printf("%-30s  %-20s  %-*s  %-18s  %s\n", str_field(el, "id"), str_field(el, "expires_at"),
+               team_w, str_field(el, "team"), str_field(el, "service"), buf);
+    }
+}
+
+/* Writes 's' as one CSV field (RFC 4180: quoted when it holds a comma, quote or line
+ * break, quotes doubled). */
+static void csv_field(const char *s)
+{
+    if (strpbrk(s, ",\"\r\n") == NULL) {
+        fputs(s, stdout);
+        return;
+    }
+    putchar('"');
+    for (; *s != '\0'; s++) {
+        if (*s == '"')
+            putchar('"');
+        putchar(*s);
+    }
+    putchar('"');
+}
+
+static void csv_ratio(const cJSON *p, const char *name)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(p, name);
+
+    if (cJSON_IsNumber(v))
+        printf(",%.4f", v->valuedouble);
+    else
+        fputs(",", stdout);
+}
+
+static void print_report_csv(const cJSON *doc)
+{
+    const cJSON *team;
+    const cJSON *p;
+    char start[40];
+
+    printf("team,period,start,new_services,golden,exception,off_road,denied,breakglass,"
+           "decisions,eligible_golden,eligible_exception,headline_adoption,voluntary_adoption,"
+           "winning_on_merit,winning_on_policy\n");
+    cJSON_ArrayForEach(team, cJSON_GetObjectItemCaseSensitive(doc, "teams"))
+    {
+        cJSON_ArrayForEach(p, cJSON_GetObjectItemCaseSensitive(team, "periods"))
+        {
+            format_time(num_field(p, "start_ms"), start, sizeof(start));
+            csv_field(str_field(team, "team"));
+            putchar(',');
+            csv_field(str_field(p, "period"));
+            printf(",%s,%lld,%lld,%lld,%lld,%lld,%lld,%lld,%lld,%lld", start,
+                   num_field(p, "new_services"), num_field(p, "golden"), num_field(p, "exception"),
+                   num_field(p, "off_road"), num_field(p, "denied"), num_field(p, "breakglass"),
+                   num_field(p, "decisions"), num_field(p, "eligible_golden"),
+                   num_field(p, "eligible_exception"));
+            csv_ratio(p, "headline_adoption");
+            csv_ratio(p, "voluntary_adoption");
+            printf(",%s,%s\n",
+                   cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(p, "winning_on_merit")) ? "true"
+                                                                                         : "false",
+                   cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(p, "winning_on_policy"))
+                       ? "true"
+                       : "false");
+        }
+    }
+}
+
 /* ---- Commands ---- */
 
 static int fail_usage(const char *cmd, const char *msg, const char *arg)
@@ -340,6 +610,9 @@ enum {
     OPT_LIMIT,
     OPT_FORMAT,
     OPT_OUT,
+    OPT_BY,
+    OPT_EXPIRING_DAYS,
+    OPT_TOP,
 };
 
 static int run_verify(int argc, char **argv)
@@ -405,7 +678,7 @@ static int run_query(int argc, char **argv)
     struct pv_err err = {PV_OK, ""};
     const char *db = NULL;
     bool is_json = false;
-    int64_t now = now_ms();
+    int64_t now = clock_wall_ms();
     cJSON *rows = NULL;
     char *end = NULL;
     long long n;
@@ -610,6 +883,125 @@ static int run_backup(int argc, char **argv)
     return AUDIT_EXIT_OK;
 }
 
+/* Parses a whole number from 'min' to 'max' into *out. */
+static bool parse_count(const char *s, long min, long max, int *out)
+{
+    char *end = NULL;
+    long n;
+
+    errno = 0;
+    n = strtol(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || n < min || n > max)
+        return false;
+    *out = (int)n;
+    return true;
+}
+
+static int run_report(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"db", required_argument, NULL, OPT_DB},
+        {"since", required_argument, NULL, OPT_SINCE},
+        {"until", required_argument, NULL, OPT_UNTIL},
+        {"team", required_argument, NULL, OPT_TEAM},
+        {"by", required_argument, NULL, OPT_BY},
+        {"format", required_argument, NULL, OPT_FORMAT},
+        {"expiring-days", required_argument, NULL, OPT_EXPIRING_DAYS},
+        {"top", required_argument, NULL, OPT_TOP},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    enum { FMT_TABLE, FMT_JSON, FMT_CSV } format = FMT_TABLE;
+    struct audit_report_opts o;
+    struct pv_err err = {PV_OK, ""};
+    const char *db = NULL;
+    int64_t now = clock_wall_ms();
+    cJSON *doc = NULL;
+    int c;
+
+    memset(&o, 0, sizeof(o));
+    o.now_ms = now;
+    o.until_ms = now;
+    o.since_ms = now - INT64_C(30) * 86400000;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        switch (c) {
+        case OPT_DB:
+            db = optarg;
+            break;
+        case OPT_SINCE:
+            if (!cmd_audit_parse_time(optarg, now, &o.since_ms))
+                return fail_usage("report", "--since: not a duration, date or RFC 3339 time",
+                                  optarg);
+            break;
+        case OPT_UNTIL:
+            if (!cmd_audit_parse_time(optarg, now, &o.until_ms))
+                return fail_usage("report", "--until: not a duration, date or RFC 3339 time",
+                                  optarg);
+            break;
+        case OPT_TEAM:
+            o.team = optarg;
+            break;
+        case OPT_BY:
+            if (strcmp(optarg, "day") == 0)
+                o.by = AUDIT_REPORT_BY_DAY;
+            else if (strcmp(optarg, "week") == 0)
+                o.by = AUDIT_REPORT_BY_WEEK;
+            else if (strcmp(optarg, "month") == 0)
+                o.by = AUDIT_REPORT_BY_MONTH;
+            else
+                return fail_usage("report", "--by: expected day, week or month", optarg);
+            break;
+        case OPT_FORMAT:
+            if (strcmp(optarg, "table") == 0)
+                format = FMT_TABLE;
+            else if (strcmp(optarg, "json") == 0)
+                format = FMT_JSON;
+            else if (strcmp(optarg, "csv") == 0)
+                format = FMT_CSV;
+            else
+                return fail_usage("report", "--format: expected table, json or csv", optarg);
+            break;
+        case OPT_EXPIRING_DAYS:
+            if (!parse_count(optarg, 1, 3650, &o.expiring_days))
+                return fail_usage("report", "--expiring-days: expected a number from 1 to 3650",
+                                  optarg);
+            break;
+        case OPT_TOP:
+            if (!parse_count(optarg, 1, 1000, &o.top_policies))
+                return fail_usage("report", "--top: expected a number from 1 to 1000", optarg);
+            break;
+        case 'h':
+            fputs(usage_report, stdout);
+            return AUDIT_EXIT_OK;
+        default:
+            return fail_usage("report", "unknown option or missing value", argv[optind - 1]);
+        }
+    }
+    if (optind < argc)
+        return fail_usage("report", "unexpected argument", argv[optind]);
+    if (db == NULL)
+        return fail_usage("report", "--db FILE is required", NULL);
+    if (o.until_ms <= o.since_ms)
+        return fail_usage("report", "--until must be later than --since", NULL);
+    if (audit_report(db, &o, &doc, &err))
+        return fail_err("report", &err);
+    if (format == FMT_JSON) {
+        char *s = cJSON_Print(doc);
+
+        if (s != NULL)
+            printf("%s\n", s);
+        cJSON_free(s);
+    } else if (format == FMT_CSV) {
+        print_report_csv(doc);
+    } else {
+        print_report_table(doc);
+    }
+    cJSON_Delete(doc);
+    return AUDIT_EXIT_OK;
+}
+
 int cmd_audit(int argc, char **argv)
 {
     const char *sub;
@@ -627,6 +1019,8 @@ int cmd_audit(int argc, char **argv)
         return run_export(argc - 1, argv + 1);
     if (strcmp(sub, "backup") == 0)
         return run_backup(argc - 1, argv + 1);
+    if (strcmp(sub, "report") == 0)
+        return run_report(argc - 1, argv + 1);
     if (strcmp(sub, "help") == 0 || strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0) {
         fputs(usage, stdout);
         return AUDIT_EXIT_OK;

@@ -7,7 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "decide.h"
+#include "fsutil.h"
 #include "input.h"
 #include "jsonutil.h"
 #include "remote.h"
@@ -36,6 +38,10 @@ static const char usage[] =
     "  --token T         API token for --server (default: $PAVED_TOKEN)\n"
     "  --cacert FILE     CA certificate to trust for --server\n"
     "  --insecure-http   allow an http:// --server URL\n"
+    "  --exceptions FILE honour the approved exceptions of FILE (written by paved\n"
+    "                    exceptions list --format json), so CI decides as the cluster\n"
+    "                    does: a covered violation is allowed (path exception) until its\n"
+    "                    expiry\n"
     "  -h, --help        show this help\n"
     "\n"
     "exit status: 0 every object allowed (warnings are printed), 1 any object denied,\n"
@@ -115,7 +121,7 @@ static bool same_id(const struct decide_item *it)
 }
 
 static void print_text(const struct opts *op, const struct input_obj *o, const char *ns,
-                       const struct decision *d)
+                       const struct decision *d, const struct pv_request *req)
 {
     char name[512];
     char origin[600];
@@ -145,11 +151,27 @@ static void print_text(const struct opts *op, const struct input_obj *o, const c
         }
         if (!it->is_violated || (it->enforcement == VM_AUDIT && !op->is_explain))
             continue;
+        if (it->is_covered) {
+            char until[40];
+
+            audit_format_time(it->exception_until_ms, until, sizeof(until));
+            for (size_t j = 0; j < it->r.n_violations; j++)
+                printf("  allow %s%s%s%s: by exception %s until %s: %s\n", it->binding->id,
+                       same_id(it) ? "" : " (", same_id(it) ? "" : it->policy->id,
+                       same_id(it) ? "" : ")", it->exception_id, until, it->r.violations[j]);
+            continue;
+        }
         for (size_t j = 0; j < it->r.n_violations; j++)
             printf("  %-5s %s%s%s%s: %s\n", enf, it->binding->id, same_id(it) ? "" : " (",
                    same_id(it) ? "" : it->policy->id, same_id(it) ? "" : ")", it->r.violations[j]);
         if (it->r.n_dropped > 0)
             printf("  %-5s %s: ... and %zu more\n", enf, it->binding->id, it->r.n_dropped);
+        if (it->enforcement == VM_DENY && req != NULL && it->r.n_violations > 0) {
+            char hint[400];
+
+            decide_exception_hint(it->policy, req, hint, sizeof(hint));
+            printf("        %s\n", hint);
+        }
     }
 }
 
@@ -272,6 +294,35 @@ static void print_junit_case(const struct input_obj *o, const char *ns, const st
 
 /* ---- The command ---- */
 
+/* Reads the exceptions file of --exceptions (paved exceptions list --format json) into
+ * *out. Prints the error and returns it on failure. */
+static pv_status load_exceptions(const char *path, struct audit_exc_set *out)
+{
+    struct pv_err err = {0};
+    char *text = NULL;
+    size_t len = 0;
+    cJSON *doc;
+    pv_status rc = fs_read_file(path, (size_t)64 << 20, &text, &len, &err);
+
+    if (rc) {
+        fprintf(stderr, "paved check: --exceptions: %s\n", err.msg);
+        return rc;
+    }
+    doc = cJSON_ParseWithLength(text, len);
+    free(text);
+    if (doc == NULL) {
+        fprintf(stderr, "paved check: --exceptions %s: not JSON (write it with paved exceptions "
+                        "list --format json)\n",
+                path);
+        return PV_EPARSE;
+    }
+    rc = audit_exc_set_from_json(doc, out, &err);
+    cJSON_Delete(doc);
+    if (rc)
+        fprintf(stderr, "paved check: --exceptions %s: %s\n", path, err.msg);
+    return rc;
+}
+
 int cmd_check(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -285,6 +336,7 @@ int cmd_check(int argc, char **argv)
         {"token", required_argument, NULL, 'T'},
         {"cacert", required_argument, NULL, 'A'},
         {"insecure-http", no_argument, NULL, 'I'},
+        {"exceptions", required_argument, NULL, 'X'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -306,6 +358,9 @@ int cmd_check(int argc, char **argv)
     const char *cacert = NULL;
     bool is_insecure_http = false;
     struct remote *remote = NULL;
+    const char *exceptions_file = NULL;
+    struct audit_exc_set exc = {0};
+    int64_t now_ms = clock_wall_ms();
     int c;
 
     optind = 1;
@@ -350,6 +405,9 @@ int cmd_check(int argc, char **argv)
         case 'I':
             is_insecure_http = true;
             break;
+        case 'X':
+            exceptions_file = optarg;
+            break;
         case 'h':
             fputs(usage, stdout);
             return EXIT_ALLOW;
@@ -367,6 +425,13 @@ int cmd_check(int argc, char **argv)
                         "--policies and --explain\n");
         return EXIT_USAGE;
     }
+    if (server != NULL && exceptions_file != NULL) {
+        fprintf(stderr, "paved check: --server decides with the server's exceptions: drop "
+                        "--exceptions\n");
+        return EXIT_USAGE;
+    }
+    if (exceptions_file != NULL && load_exceptions(exceptions_file, &exc) != PV_OK)
+        return EXIT_USAGE;
     if (server != NULL) {
         memset(&e, 0, sizeof(e));
         if (remote_open(&remote, server, token, cacert, is_insecure_http, &err)) {
@@ -422,6 +487,8 @@ int cmd_check(int argc, char **argv)
         req.subject = subject;
         rc = remote != NULL ? remote_decide(remote, o->object, ns, &d, &res, &err)
                             : decide_eval(e.vm, e.cfg, CFG_CI, &req, &d, &err);
+        if (rc == PV_OK && remote == NULL)
+            decide_apply_exceptions(&d, &req, &exc, NULL, now_ms);
         if (rc) {
             char origin[600];
 
@@ -433,7 +500,7 @@ int cmd_check(int argc, char **argv)
             n_warned += d.is_allowed && (d.n_warn > 0 || d.n_errors > 0);
             n_failed += d.n_errors;
             if (op.format == FMT_TEXT)
-                print_text(&op, o, ns, &d);
+                print_text(&op, o, ns, &d, remote == NULL ? &req : NULL);
             else if (op.format == FMT_JSON)
                 cJSON_AddItemToArray(objs, json_of(&op, o, ns, &d));
             else
@@ -468,6 +535,7 @@ int cmd_check(int argc, char **argv)
     input_fini(&in);
     remote_close(remote);
     cli_engine_close(&e);
+    audit_exc_set_fini(&exc);
     if (n_input_errors > 0)
         return EXIT_USAGE;
     return n_denied > 0 ? EXIT_DENY : EXIT_ALLOW;

@@ -10,6 +10,7 @@
 #include <openssl/evp.h>
 
 #include "bundle.h"
+#include "duration.h"
 #include "fsutil.h"
 #include "xalloc.h"
 #include "yamldoc.h"
@@ -366,6 +367,44 @@ static pv_status parse_audit(struct config *cfg, const cJSON *v, struct pv_err *
     return PV_OK;
 }
 
+static pv_status parse_exceptions(struct config *cfg, const cJSON *v, struct pv_err *err)
+{
+    static const char *const keys[] = {"remind_days", NULL};
+    double d = cfg->exceptions.remind_days;
+    pv_status rc;
+
+    if (!cJSON_IsObject(v))
+        return pv_err_set(err, PV_ECONFIG, "%s: exceptions must be a mapping", cfg->name);
+    rc = check_keys(v, keys, "exceptions", cfg->name, err);
+    if (rc == PV_OK)
+        rc = opt_int(v, "remind_days", 0, 365, &d, "exceptions", cfg->name, err);
+    cfg->exceptions.remind_days = (int)d;
+    return rc;
+}
+
+static pv_status parse_breakglass(struct config *cfg, const cJSON *v, struct pv_err *err)
+{
+    static const char *const keys[] = {"max_duration", NULL};
+    const char *dur = NULL;
+    int64_t s = 0;
+    pv_status rc;
+
+    if (!cJSON_IsObject(v))
+        return pv_err_set(err, PV_ECONFIG, "%s: breakglass must be a mapping", cfg->name);
+    rc = check_keys(v, keys, "breakglass", cfg->name, err);
+    if (rc == PV_OK)
+        rc = opt_string(v, "max_duration", &dur, "breakglass", cfg->name, err);
+    if (rc || dur == NULL)
+        return rc;
+    if (!duration_parse(dur, &s) || s < 60 || s > 7 * 86400)
+        return pv_err_set(err, PV_ECONFIG,
+                          "%s: breakglass.max_duration must be a duration from 1m to 7d (30m, "
+                          "4h)",
+                          cfg->name);
+    cfg->breakglass.max_duration_s = s;
+    return PV_OK;
+}
+
 const char *config_role_name(enum cfg_role r)
 {
     switch (r) {
@@ -516,7 +555,8 @@ pv_status config_parse(struct config **out, const char *text, size_t len, const 
                        struct pv_err *err)
 {
     static const char *const keys[] = {"bindings", "policies_dir", "policy_limits", "server",
-                                       "audit",    "tokens",       "subject",       NULL};
+                                       "audit",    "tokens",       "subject",       "exceptions",
+                                       "breakglass", "notifications", NULL};
     struct config *cfg = xcalloc(1, sizeof(*cfg));
     const cJSON *v;
     pv_status rc;
@@ -533,6 +573,11 @@ pv_status config_parse(struct config **out, const char *text, size_t len, const 
     cfg->subject.team_label = "team";
     cfg->subject.service_label = "app.kubernetes.io/name";
     cfg->audit.queue_max = 65536;
+    cfg->exceptions.remind_days = 3;
+    cfg->breakglass.max_duration_s = 4 * 3600;
+    cfg->notifications.max_attempts = 8;
+    cfg->notifications.backoff_initial_ms = 1000;
+    cfg->notifications.backoff_max_ms = 300000;
     rc = yaml_parse_one(text, len, name, &config_yaml_limits, &cfg->root, err);
     if (rc)
         goto fail;
@@ -572,6 +617,24 @@ pv_status config_parse(struct config **out, const char *text, size_t len, const 
     v = cJSON_GetObjectItemCaseSensitive(cfg->root, "audit");
     if (v != NULL) {
         rc = parse_audit(cfg, v, err);
+        if (rc)
+            goto fail;
+    }
+    v = cJSON_GetObjectItemCaseSensitive(cfg->root, "exceptions");
+    if (v != NULL) {
+        rc = parse_exceptions(cfg, v, err);
+        if (rc)
+            goto fail;
+    }
+    v = cJSON_GetObjectItemCaseSensitive(cfg->root, "breakglass");
+    if (v != NULL) {
+        rc = parse_breakglass(cfg, v, err);
+        if (rc)
+            goto fail;
+    }
+    v = cJSON_GetObjectItemCaseSensitive(cfg->root, "notifications");
+    if (v != NULL) {
+        rc = config_parse_notifications(cfg, v, err);
         if (rc)
             goto fail;
     }
@@ -641,6 +704,7 @@ void config_free(struct config *cfg)
 {
     if (cfg == NULL)
         return;
+    config_notifications_free(cfg);
     cJSON_Delete(cfg->root);
     if (cfg->tokens != NULL)
         OPENSSL_cleanse(cfg->tokens, cfg->n_tokens * sizeof(*cfg->tokens));

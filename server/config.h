@@ -4,6 +4,7 @@
 #define PV_CONFIG_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include <cjson/cJSON.h>
 
@@ -70,8 +71,44 @@ struct cfg_subject {
     const cJSON *namespaces;   /* mapping namespace -> team, or NULL */
 };
 
+/* The `exceptions:` section. */
+struct cfg_exceptions {
+    int remind_days; /* "exception.expiring" goes out this many days before; default 3 */
+};
+
+/* The `breakglass:` section. */
+struct cfg_breakglass {
+    int64_t max_duration_s; /* cap of one break-glass window; default 4 h */
+};
+
+/* One outbound notification endpoint (`notifications.endpoints[]`). */
+struct cfg_endpoint {
+    const char *name;     /* unique; the outbox names endpoints by it */
+    const char *url;      /* https:// (http:// only with allow_http) */
+    char *secret;         /* HMAC-SHA256 key, owned; wiped by config_free */
+    size_t secret_len;
+    const cJSON *events;   /* array of event names or "prefix.*" globs; NULL: every event */
+    const cJSON *policies; /* policy ids whose denials are sent (decision.denied); NULL: none */
+    const char *cacert;    /* CA file to trust for this endpoint, or NULL: system CAs */
+    bool is_http_allowed;  /* allow_http: true */
+    bool is_slack;         /* slack: true adds a Slack-compatible "text" field */
+    int timeout_ms;        /* per transfer; default 5000 */
+};
+
+/* The `notifications:` section. */
+struct cfg_notifications {
+    struct cfg_endpoint *endpoints; /* owned array */
+    size_t n_endpoints;
+    int max_attempts;       /* then the message is dead-lettered; default 8 */
+    int backoff_initial_ms; /* first retry delay, doubled each attempt, with jitter; 1000 */
+    int backoff_max_ms;     /* ceiling of one delay; default 300000 */
+};
+
 struct config {
     cJSON *root; /* owns every string and subtree the bindings point into */
+    struct cfg_exceptions exceptions;
+    struct cfg_breakglass breakglass;
+    struct cfg_notifications notifications;
     struct cfg_subject subject;
     struct cfg_token *tokens;
     size_t n_tokens;
@@ -98,6 +135,13 @@ pv_status config_load_file(struct config **out, const char *path, struct pv_err 
 pv_status config_load_default(struct config **out, struct pv_err *err);
 
 void config_free(struct config *cfg);
+
+/* Parses the `notifications:` section 'v' (borrowed from cfg->root) into
+ * cfg->notifications (server/config_notify.c). Returns PV_ECONFIG naming the key. */
+pv_status config_parse_notifications(struct config *cfg, const cJSON *v, struct pv_err *err);
+
+/* Wipes the secrets and frees cfg->notifications. */
+void config_notifications_free(struct config *cfg);
 
 /* Parses "ci", "admission", "api" (returns CFG_N_ENTRIES for anything else). */
 enum cfg_entry config_entry_parse(const char *s);

@@ -31,6 +31,8 @@ const char *decide_path_name(enum decide_path p)
         return "off-road";
     case DECIDE_DENIED:
         return "denied";
+    case DECIDE_BREAKGLASS:
+        return "breakglass";
     }
     return "?";
 }
@@ -86,6 +88,15 @@ void decide_findings_json(const struct decision *d, cJSON *obj)
             cJSON_AddStringToObject(x, "title", it->policy->title);
             cJSON_AddStringToObject(x, "enforcement", decide_enforcement_name(it->enforcement));
             cJSON_AddStringToObject(x, "message", it->r.violations[k]);
+            if (it->is_covered) {
+                char until[40];
+
+                audit_format_time(it->exception_until_ms, until, sizeof(until));
+                cJSON_AddStringToObject(x, "exception", it->exception_id);
+                cJSON_AddStringToObject(x, "exception_until", until);
+            }
+            if (it->is_breakglass)
+                cJSON_AddStringToObject(x, "breakglass", d->breakglass_id);
             cJSON_AddItemToArray(v, x);
         }
     }
@@ -179,6 +190,9 @@ pv_status decide_eval(struct vm *vm, const struct config *cfg, enum cfg_entry en
         } else {
             it->is_violated = it->r.outcome == VM_OK && it->r.n_violations > 0;
         }
+        if (it->r.outcome != VM_SKIPPED && it->policy->is_golden_path &&
+            it->policy->exceptions_allowed)
+            out->is_exception_available = true;
         if (!it->is_violated)
             continue;
         switch (it->enforcement) {
@@ -195,7 +209,7 @@ pv_status decide_eval(struct vm *vm, const struct config *cfg, enum cfg_entry en
         if (it->policy->is_golden_path)
             golden_violated = true;
     }
-    /* TODO(#4): violations covered by active exceptions lead to DECIDE_EXCEPTION. */
+    /* Exceptions and break-glass: decide_apply_exceptions. */
     if (out->n_deny > 0)
         out->path = DECIDE_DENIED;
     else if (golden_violated)
@@ -302,6 +316,89 @@ pv_status decide_mutate(struct vm *vm, const struct config *cfg, const struct pv
     out->elapsed_ns = now_ns() - t0;
     *patch = ops_all;
     return PV_OK;
+}
+
+void decide_apply_exceptions(struct decision *d, const struct pv_request *req,
+                             const struct audit_exc_set *exc, const struct audit_bg_set *bg,
+                             int64_t now_ms)
+{
+    const char *team = json_str(req->subject, "team", NULL);
+    const char *service = json_str(req->subject, "service", NULL);
+    const struct audit_bg *window = NULL;
+    bool golden_violated = false;
+
+    for (size_t i = 0; i < d->n_items && exc != NULL && exc->n > 0; i++) {
+        struct decide_item *it = &d->items[i];
+        const struct audit_exc *e;
+
+        if (!it->is_violated || it->is_covered || it->r.outcome != VM_OK ||
+            !it->policy->exceptions_allowed)
+            continue;
+        e = audit_exc_match(exc, team, service, req->namespace, it->policy->id, now_ms);
+        if (e == NULL)
+            continue;
+        it->is_covered = true;
+        snprintf(it->exception_id, sizeof(it->exception_id), "%s", e->id);
+        it->exception_until_ms = e->expires_ms;
+        d->n_covered++;
+        if (it->enforcement == VM_DENY)
+            d->n_deny--;
+        else if (it->enforcement == VM_WARN)
+            d->n_warn--;
+        else
+            d->n_audit--;
+    }
+    if (d->n_deny > 0 && bg != NULL)
+        window = audit_bg_match(bg, req->namespace, team, now_ms);
+    if (window != NULL) {
+        snprintf(d->breakglass_id, sizeof(d->breakglass_id), "%s", window->id);
+        for (size_t i = 0; i < d->n_items; i++) {
+            struct decide_item *it = &d->items[i];
+
+            if (it->is_violated && !it->is_covered && it->enforcement == VM_DENY) {
+                it->enforcement = VM_WARN;
+                it->is_breakglass = true;
+                d->n_warn++;
+            }
+        }
+        d->n_deny = 0;
+    }
+    for (size_t i = 0; i < d->n_items; i++)
+        if (d->items[i].is_violated && !d->items[i].is_covered &&
+            d->items[i].policy->is_golden_path)
+            golden_violated = true;
+    if (d->n_deny > 0)
+        d->path = DECIDE_DENIED;
+    else if (window != NULL)
+        d->path = DECIDE_BREAKGLASS;
+    else if (d->n_covered > 0)
+        d->path = DECIDE_EXCEPTION;
+    else if (golden_violated)
+        d->path = DECIDE_OFF_ROAD;
+    else
+        d->path = DECIDE_GOLDEN;
+    d->is_allowed = d->n_deny == 0;
+}
+
+void decide_exception_hint(const struct vm_policy *policy, const struct pv_request *req,
+                           char *buf, size_t cap)
+{
+    const char *team = json_str(req->subject, "team", NULL);
+    const char *service = json_str(req->subject, "service", NULL);
+
+    if (!policy->exceptions_allowed) {
+        snprintf(buf, cap, "policy %s allows no exceptions", policy->id);
+        return;
+    }
+    snprintf(buf, cap,
+             "to request an exception: paved exceptions request --team %s --service %s%s%s "
+             "--policy %s --duration %dd --justification '...'",
+             team != NULL ? team : "TEAM", service != NULL ? service : "SERVICE",
+             req->namespace != NULL ? " --namespace " : "",
+             req->namespace != NULL ? req->namespace : "", policy->id,
+             policy->exceptions_max_days > 0 && policy->exceptions_max_days < 7
+                 ? policy->exceptions_max_days
+                 : 7);
 }
 
 void decision_fini(struct decision *d)

@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "audit.h"
 #include "config.h"
 #include "request.h"
 #include "status.h"
@@ -15,7 +16,10 @@ enum decide_path {
     DECIDE_EXCEPTION,  /* violations all covered by active exceptions */
     DECIDE_OFF_ROAD,   /* warn/audit violations only */
     DECIDE_DENIED,     /* a deny violation not covered */
+    DECIDE_BREAKGLASS, /* denied, but a break-glass window turned the denials into warnings */
 };
+
+#define DECIDE_N_PATHS 5
 
 /* One binding's part in a decision. */
 struct decide_item {
@@ -23,6 +27,10 @@ struct decide_item {
     const struct vm_policy *policy;    /* borrowed from the vm */
     enum vm_enforcement enforcement;   /* effective at this entry point */
     bool is_violated;                  /* violations, or an error its on_error denies */
+    bool is_covered;                   /* violated, but an active exception allows it */
+    bool is_breakglass;                /* a denial a break-glass window made a warning */
+    char exception_id[AUDIT_EXC_ID_LEN + 1]; /* is_covered: the exception */
+    int64_t exception_until_ms;
     struct vm_result r;
 };
 
@@ -34,7 +42,10 @@ struct decision {
     size_t n_deny; /* violated bindings by enforcement */
     size_t n_warn;
     size_t n_audit;
-    size_t n_errors; /* bindings whose policy failed */
+    size_t n_errors;  /* bindings whose policy failed */
+    size_t n_covered; /* violated bindings allowed by exceptions (not in n_deny..n_audit) */
+    bool is_exception_available; /* a golden-path policy allowing exceptions was in scope */
+    char breakglass_id[AUDIT_EXC_ID_LEN + 1]; /* path DECIDE_BREAKGLASS: the window */
     uint64_t elapsed_ns;
 };
 
@@ -55,6 +66,23 @@ pv_status decide_eval(struct vm *vm, const struct config *cfg, enum cfg_entry en
 pv_status decide_mutate(struct vm *vm, const struct config *cfg, const struct pv_request *req,
                         struct decision *out, cJSON **patch, struct pv_err *err);
 
+/* Applies exceptions and break-glass to a decision decide_eval made for 'req' (the
+ * rest of the decision table of DESIGN.md): each violated binding whose policy allows
+ * exceptions and that an exception of 'exc' covers for the request's team, service and
+ * namespace at 'now_ms' is allowed (is_covered, path "exception" when nothing else
+ * denies); then, when denials remain and a window of 'bg' covers the namespace or
+ * team, the denials become warnings (path "breakglass"). Either set may be NULL.
+ * Borrows everything. */
+void decide_apply_exceptions(struct decision *d, const struct pv_request *req,
+                             const struct audit_exc_set *exc, const struct audit_bg_set *bg,
+                             int64_t now_ms);
+
+/* Writes to 'buf' what a denial of 'policy' tells a service team about leaving the
+ * golden path: the exact `paved exceptions request` command for the request's team
+ * and service, or that the policy allows no exceptions. */
+void decide_exception_hint(const struct vm_policy *policy, const struct pv_request *req,
+                           char *buf, size_t cap);
+
 void decision_fini(struct decision *d);
 
 /* The request subject of DESIGN.md for 'obj' in 'namespace' (all borrowed; 'cfg' may be
@@ -69,7 +97,8 @@ const char *decide_path_name(enum decide_path p);
 const char *decide_outcome_name(enum vm_outcome o);
 
 /* Adds to 'obj' (borrowed) the arrays "violations" ({binding, policy, title,
- * enforcement, message} per finding of a violated binding) and "errors" ({binding,
+ * enforcement, message} per finding of a violated binding, plus "exception" and
+ * "exception_until" when an exception allowed it, "breakglass" when a window did) and "errors" ({binding,
  * policy, result, message, denies, enforcement} per failed policy): the findings as the JSON
  * output of paved check and the /v1/decide answer show them. */
 void decide_findings_json(const struct decision *d, cJSON *obj);

@@ -10,6 +10,8 @@
 
 #include "cmd_audit.h"
 #include "cmd_certs.h"
+#include "cmd_exceptions.h"
+#include "cmd_notify.h"
 #include "serve.h"
 
 #include "log.h"
@@ -72,6 +74,12 @@ int main(int argc, char **argv)
         return cmd_serve(argc - 1, argv + 1);
     if (strcmp(cmd, "audit") == 0)
         return cmd_audit(argc - 1, argv + 1);
+    if (strcmp(cmd, "exceptions") == 0)
+        return cmd_exceptions(argc - 1, argv + 1);
+    if (strcmp(cmd, "breakglass") == 0)
+        return cmd_breakglass(argc - 1, argv + 1);
+    if (strcmp(cmd, "notify") == 0)
+        return cmd_notify(argc - 1, argv + 1);
     if (strcmp(cmd, "certs") == 0)
         return cmd_certs(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {

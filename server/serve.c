@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <curl/curl.h>
 #include <gnutls/abstract.h>
 #include <gnutls/gnutls.h>
 #include <microhttpd.h>
@@ -26,15 +27,18 @@
 #include <openssl/evp.h>
 
 #include "admission.h"
+#include "api.h"
 #include "audit.h"
 #include "certs.h"
 #include "cli.h"
+#include "clock.h"
 #include "cmd_audit.h"
 #include "decide.h"
 #include "fsutil.h"
 #include "jsonpatch.h"
 #include "jsonutil.h"
 #include "log.h"
+#include "notify.h"
 #include "xalloc.h"
 
 #define TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
@@ -82,6 +86,15 @@ struct snapshot {
     struct cli_engine e; /* cfg + bundle; e.vm unused (each thread has its own) */
     struct vm_binding *bindings;
     char bundle_hash[65];
+    char *notify_routes; /* JSON text of the outbox routes, NULL without endpoints */
+};
+
+/* What decisions match against: the approved exceptions and the open break-glass
+ * windows, reloaded from the store after every transition. */
+struct exc_state {
+    atomic_int refs;
+    struct audit_exc_set exc;
+    struct audit_bg_set bg;
 };
 
 /* Decisions in which a policy found something, by enforcement, for /metrics. */
@@ -102,7 +115,7 @@ struct server {
     atomic_ulong n_allowed;
     atomic_ulong n_denied;
     atomic_ulong n_errors;
-    atomic_ulong n_by_path[4];
+    atomic_ulong n_by_path[DECIDE_N_PATHS];
     atomic_ulong latency_buckets[10];
     atomic_ulong latency_us_sum;
     atomic_ulong n_requests;
@@ -113,6 +126,10 @@ struct server {
     size_t n_policy_counts;             /* guarded by policy_mu */
     atomic_ulong n_reloads_failed;
     const char *db_path;
+    pthread_mutex_t exc_mu;
+    struct exc_state *exc; /* guarded by exc_mu */
+    _Atomic(struct notify *) notify; /* set once before serving, cleared after stopping */
+    atomic_ulong n_exc_reload_failures;
     /* What reload() rebuilds from. */
     const char *config_path;
     const char *policies_dir;
@@ -124,6 +141,7 @@ static void snapshot_release(struct snapshot *s)
 {
     if (s == NULL || atomic_fetch_sub(&s->refs, 1) != 1)
         return;
+    free(s->notify_routes);
     free(s->bindings);
     cli_engine_close(&s->e);
     free(s);
@@ -138,6 +156,114 @@ static struct snapshot *snapshot_acquire(struct server *srv)
     atomic_fetch_add(&s->refs, 1);
     pthread_mutex_unlock(&srv->mu);
     return s;
+}
+
+/* The outbox routes of the config's endpoints: [{"endpoint","events","policies"}]. */
+static char *routes_of(const struct config *cfg)
+{
+    cJSON *arr;
+    char *text;
+
+    if (cfg->notifications.n_endpoints == 0)
+        return NULL;
+    arr = cJSON_CreateArray();
+    for (size_t i = 0; i < cfg->notifications.n_endpoints; i++) {
+        const struct cfg_endpoint *e = &cfg->notifications.endpoints[i];
+        cJSON *r = cJSON_CreateObject();
+
+        cJSON_AddStringToObject(r, "endpoint", e->name);
+        if (e->events != NULL)
+            cJSON_AddItemToObject(r, "events", cJSON_Duplicate(e->events, 1));
+        if (e->policies != NULL)
+            cJSON_AddItemToObject(r, "policies", cJSON_Duplicate(e->policies, 1));
+        cJSON_AddItemToArray(arr, r);
+    }
+    text = cJSON_PrintUnformatted(arr);
+    cJSON_Delete(arr);
+    return text;
+}
+
+static void exc_state_release(struct exc_state *st)
+{
+    if (st == NULL || atomic_fetch_sub(&st->refs, 1) != 1)
+        return;
+    audit_exc_set_fini(&st->exc);
+    audit_bg_set_fini(&st->bg);
+    free(st);
+}
+
+static struct exc_state *exc_state_acquire(struct server *srv)
+{
+    struct exc_state *st;
+
+    pthread_mutex_lock(&srv->exc_mu);
+    st = srv->exc;
+    if (st != NULL)
+        atomic_fetch_add(&st->refs, 1);
+    pthread_mutex_unlock(&srv->exc_mu);
+    return st;
+}
+
+/* Reads the approved exceptions and open windows again and swaps them in. On failure
+ * the last good state keeps serving (and the failure is counted). */
+static pv_status exc_reload(struct server *srv, struct pv_err *err)
+{
+    struct exc_state *st = xcalloc(1, sizeof(*st));
+    struct exc_state *old;
+    pv_status rc = audit_exceptions_approved(srv->db_path, &st->exc, err);
+
+    if (rc == PV_OK)
+        rc = audit_breakglass_open(srv->db_path, &st->bg, err);
+    if (rc) {
+        audit_exc_set_fini(&st->exc);
+        free(st);
+        atomic_fetch_add(&srv->n_exc_reload_failures, 1);
+        log_msg(LOG_ERROR, "exceptions", "cannot reload exceptions: %s", err->msg);
+        return rc;
+    }
+    atomic_init(&st->refs, 1);
+    pthread_mutex_lock(&srv->exc_mu);
+    old = srv->exc;
+    srv->exc = st;
+    pthread_mutex_unlock(&srv->exc_mu);
+    exc_state_release(old);
+    return PV_OK;
+}
+
+/* Hands the endpoints of 'cfg' to the notifier (it copies them). */
+static void notify_configure(struct notify *n, const struct config *cfg)
+{
+    size_t count = cfg->notifications.n_endpoints;
+    struct notify_endpoint *e = xcalloc(count ? count : 1, sizeof(*e));
+    struct notify_policy p;
+
+    for (size_t i = 0; i < count; i++) {
+        const struct cfg_endpoint *c = &cfg->notifications.endpoints[i];
+
+        e[i].name = c->name;
+        e[i].url = c->url;
+        e[i].secret = c->secret;
+        e[i].secret_len = c->secret_len;
+        e[i].cacert = c->cacert;
+        e[i].is_http_allowed = c->is_http_allowed;
+        e[i].is_slack = c->is_slack;
+        e[i].timeout_ms = c->timeout_ms;
+    }
+    p.max_attempts = cfg->notifications.max_attempts;
+    p.backoff_initial_ms = cfg->notifications.backoff_initial_ms;
+    p.backoff_max_ms = cfg->notifications.backoff_max_ms;
+    notify_set_endpoints(n, e, count, &p);
+    free(e);
+}
+
+/* The audit writer committed messages to the outbox. Writer thread. */
+static void on_outbox(void *arg)
+{
+    struct server *srv = arg;
+    struct notify *n = atomic_load(&srv->notify);
+
+    if (n != NULL)
+        notify_wake(n);
 }
 
 static void bundle_digest(const struct snapshot *s, char out[65])
@@ -321,26 +447,55 @@ static char *violations_json(const struct decision *d)
     return text;
 }
 
-/* Appends "binding: message" lines of the given enforcement to a growable text. */
-static void collect(const struct decision *d, enum vm_enforcement enf, char ***out, size_t *n)
+static void push_line(char ***out, size_t *n, const char *line)
+{
+    *out = xrealloc(*out, (*n + 1) * sizeof(**out));
+    (*out)[(*n)++] = xstrdup(line);
+}
+
+/* Appends "binding (policy): message" lines of the given enforcement to a growable
+ * list: each denial ends with how to ask for an exception; warnings include what an
+ * exception or a break-glass window let through. */
+static void collect(const struct decision *d, const struct pv_request *req,
+                    enum vm_enforcement enf, char ***out, size_t *n)
 {
     for (size_t i = 0; i < d->n_items; i++) {
         const struct decide_item *it = &d->items[i];
-        char line[1200];
+        char line[1600];
+        char hint[400] = "";
+        char until[40];
 
-        if (!it->is_violated || it->enforcement != enf)
+        if (!it->is_violated)
+            continue;
+        if (it->is_covered) {
+            if (enf != VM_WARN)
+                continue;
+            audit_format_time(it->exception_until_ms, until, sizeof(until));
+            snprintf(line, sizeof(line), "%s (%s): allowed by exception %s until %s: %s",
+                     it->binding->id, it->policy->id, it->exception_id, until,
+                     it->r.n_violations > 0 ? it->r.violations[0] : "");
+            push_line(out, n, line);
+            continue;
+        }
+        if (it->enforcement != enf)
             continue;
         if (it->r.outcome >= VM_ERROR) {
             snprintf(line, sizeof(line), "%s: policy error: %s", it->binding->id, it->r.error);
-            *out = xrealloc(*out, (*n + 1) * sizeof(**out));
-            (*out)[(*n)++] = xstrdup(line);
+            push_line(out, n, line);
             continue;
         }
+        if (enf == VM_DENY)
+            decide_exception_hint(it->policy, req, hint, sizeof(hint));
         for (size_t k = 0; k < it->r.n_violations; k++) {
-            snprintf(line, sizeof(line), "%s (%s): %s", it->binding->id, it->policy->id,
-                     it->r.violations[k]);
-            *out = xrealloc(*out, (*n + 1) * sizeof(**out));
-            (*out)[(*n)++] = xstrdup(line);
+            if (it->is_breakglass)
+                snprintf(line, sizeof(line), "BREAK-GLASS %s: would be denied: %s (%s): %s",
+                         d->breakglass_id, it->binding->id, it->policy->id, it->r.violations[k]);
+            else
+                snprintf(line, sizeof(line), "%s (%s): %s%s%s", it->binding->id, it->policy->id,
+                         it->r.violations[k], hint[0] != '\0' ? " (" : "", hint);
+            if (hint[0] != '\0' && strlen(line) + 2 < sizeof(line))
+                memcpy(line + strlen(line), ")", 2);
+            push_line(out, n, line);
         }
     }
 }
@@ -392,6 +547,7 @@ static void observe(struct server *srv, const struct decision *d, uint64_t t0)
 
 /* What the audit record says beyond the decision itself. Borrowed strings. */
 struct record_meta {
+    struct server *srv;
     const char *source;
     const char *request_uid;
     const char *kind;
@@ -428,10 +584,17 @@ static pv_status decide_for(struct snapshot *snap, enum cfg_entry entry,
             decision_fini(d);
             return st;
         }
+        if (patch == NULL) {
+            struct exc_state *xs = exc_state_acquire(m->srv);
+
+            if (xs != NULL)
+                decide_apply_exceptions(d, req, &xs->exc, &xs->bg, clock_wall_ms());
+            exc_state_release(xs);
+        }
     }
     rec = xcalloc(1, sizeof(*rec));
     audit_new_id(rec->id);
-    rec->time_ms = wall_ms();
+    rec->time_ms = clock_wall_ms();
     rec->source = xstrdup(m->source);
     rec->request_uid = dup_or_null(m->request_uid);
     rec->kind = xstrdup(m->kind);
@@ -454,6 +617,9 @@ static pv_status decide_for(struct snapshot *snap, enum cfg_entry entry,
     rec->bundle_hash = xstrdup(snap->bundle_hash);
     rec->latency_us = (int64_t)((now_ns() - t0) / 1000);
     rec->is_dry_run = req->is_dry_run;
+    rec->is_exception_available = d->is_exception_available;
+    if (snap->notify_routes != NULL && d->path == DECIDE_DENIED)
+        rec->notify_routes = xstrdup(snap->notify_routes);
     *rec_out = rec;
     return PV_OK;
 }
@@ -601,6 +767,7 @@ static enum MHD_Result handle_validate(struct server *srv, struct MHD_Connection
     if (ar.object != NULL)
         subject = decide_subject(snap->e.cfg, ar.object, req.namespace, ar.name, ar.username);
     req.subject = subject;
+    meta.srv = srv;
     meta.source = "admission";
     meta.request_uid = ar.uid;
     meta.kind = "deploy";
@@ -617,8 +784,8 @@ static enum MHD_Result handle_validate(struct server *srv, struct MHD_Connection
     } else {
         size_t len = 0;
 
-        collect(&d, VM_DENY, &deny, &n_deny);
-        collect(&d, VM_WARN, &warn, &n_warn);
+        collect(&d, &req, VM_DENY, &deny, &n_deny);
+        collect(&d, &req, VM_WARN, &warn, &n_warn);
         resp.is_allowed = d.is_allowed;
         resp.decision_id = rec->id;
         resp.path = decide_path_name(d.path);
@@ -675,6 +842,7 @@ static enum MHD_Result handle_mutate(struct server *srv, struct MHD_Connection *
     admission_to_request(&ar, subject, &req);
     if (subject == NULL)
         req.object = NULL;
+    meta.srv = srv;
     meta.source = "admission";
     meta.request_uid = ar.uid;
     meta.kind = "mutation";
@@ -794,6 +962,7 @@ static enum MHD_Result handle_decide(struct server *srv, struct MHD_Connection *
                         : ns;
     req.object = obj;
     req.subject = subject;
+    meta.srv = srv;
     meta.source = req.source;
     meta.kind = kind;
     meta.actor = tok->name;
@@ -869,9 +1038,64 @@ done:
     return ret;
 }
 
+static const char *query_arg(void *cls, const char *key)
+{
+    return MHD_lookup_connection_value(cls, MHD_GET_ARGUMENT_KIND, key);
+}
+
+/* /v1/exceptions... and /v1/breakglass... (server/api.c) with any valid token; the API
+ * checks the role each action needs. */
+static enum MHD_Result handle_api(struct server *srv, struct MHD_Connection *c, const char *method,
+                                  const char *rest, struct req_ctx *rc, bool is_breakglass)
+{
+    static const enum cfg_role any[] = {ROLE_ADMIN, ROLE_APPROVER, ROLE_CI, ROLE_READER};
+    struct snapshot *snap = snapshot_acquire(srv);
+    enum MHD_Result ret = MHD_NO;
+    const struct cfg_token *tok = authorize(c, snap->e.cfg, any, 4, &ret);
+    struct api_call call = {0};
+    struct api_answer ans = {0};
+    struct pv_err err = {0};
+
+    if (tok == NULL)
+        goto done;
+    call.vm = thread_vm(snap, &err);
+    if (call.vm == NULL) {
+        ret = respond_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, err.msg);
+        goto done;
+    }
+    call.audit = srv->audit;
+    call.db_path = srv->db_path;
+    call.cfg = snap->e.cfg;
+    call.tok = tok;
+    call.notify_routes = snap->notify_routes;
+    call.deadline_ns = now_ns() + (uint64_t)snap->e.cfg->server.request_timeout_ms * 1000000u;
+    call.method = method;
+    call.rest = rest;
+    call.body = rc->body;
+    call.len = rc->len;
+    call.arg = query_arg;
+    call.arg_cls = c;
+    if (is_breakglass)
+        api_breakglass(&call, &ans);
+    else
+        api_exceptions(&call, &ans);
+    if (ans.is_changed)
+        exc_reload(srv, &err);
+    if (ans.status == MHD_HTTP_METHOD_NOT_ALLOWED && ans.allow != NULL) {
+        free(ans.body);
+        ret = respond_method(c, ans.allow);
+    } else {
+        ret = respond(c, ans.status, "application/json", ans.body);
+    }
+done:
+    snapshot_release(snap);
+    return ret;
+}
+
 static enum MHD_Result handle_metrics(struct server *srv, struct MHD_Connection *c)
 {
-    static const char *const paths[] = {"golden", "exception", "off-road", "denied"};
+    static const char *const paths[DECIDE_N_PATHS] = {"golden", "exception", "off-road",
+                                                      "denied", "breakglass"};
     struct audit_stats st;
     size_t cap = 65536;
     size_t len = 0;
@@ -887,7 +1111,7 @@ static enum MHD_Result handle_metrics(struct server *srv, struct MHD_Connection 
     OUT("paved_decisions_total{outcome=\"error\"} %lu\n", atomic_load(&srv->n_errors));
     OUT("# HELP paved_decisions_by_path_total Decisions by path.\n"
         "# TYPE paved_decisions_by_path_total counter\n");
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < DECIDE_N_PATHS; i++)
         OUT("paved_decisions_by_path_total{path=\"%s\"} %lu\n", paths[i],
             atomic_load(&srv->n_by_path[i]));
     OUT("# HELP paved_decision_seconds Time to decide and record.\n"
@@ -986,6 +1210,10 @@ static enum MHD_Result dispatch(struct server *srv, struct MHD_Connection *c, co
             return respond_method(c, "POST");
         return handle_decide(srv, c, rc);
     }
+    if (strncmp(url, "/v1/exceptions", 14) == 0 && (url[14] == '\0' || url[14] == '/'))
+        return handle_api(srv, c, method, url + 14, rc, false);
+    if (strncmp(url, "/v1/breakglass", 14) == 0 && (url[14] == '\0' || url[14] == '/'))
+        return handle_api(srv, c, method, url + 14, rc, true);
     if (strcmp(url, "/k8s/validate") == 0 || strcmp(url, "/k8s/mutate") == 0) {
         const char *ct;
 
@@ -1220,6 +1448,7 @@ static pv_status reload(struct server *srv, struct pv_err *err)
     vm_free(snap->e.vm);
     snap->e.vm = NULL;
     snap->bindings = config_vm_bindings(snap->e.cfg);
+    snap->notify_routes = routes_of(snap->e.cfg);
     atomic_init(&snap->refs, 1);
     bundle_digest(snap, snap->bundle_hash);
     pthread_mutex_lock(&srv->mu);
@@ -1227,9 +1456,65 @@ static pv_status reload(struct server *srv, struct pv_err *err)
     snap->gen = old->gen + 1;
     srv->snap = snap;
     pthread_mutex_unlock(&srv->mu);
+    if (atomic_load(&srv->notify) != NULL)
+        notify_configure(atomic_load(&srv->notify), snap->e.cfg);
     snapshot_release(old);
     atomic_fetch_add(&srv->n_reloads_ok, 1);
     return PV_OK;
+}
+
+/* ---- Expiry, reminders and the end of break-glass windows ---- */
+
+/* Submits one due transition by paved itself. Returns true when it was applied. */
+static bool sweep_one(struct server *srv, const struct snapshot *snap, enum audit_op op,
+                      const char *id, int64_t days)
+{
+    struct pv_err err = {0};
+    cJSON *args = cJSON_CreateObject();
+
+    cJSON_AddStringToObject(args, "id", id);
+    if (op == AUDIT_OP_EXC_REMIND)
+        cJSON_AddNumberToObject(args, "days", (double)days);
+    if (api_submit_event(srv->audit, op, args, "paved", snap->notify_routes,
+                         now_ns() + 5000000000ull, &err)) {
+        log_msg(LOG_WARN, "exceptions", "%s: %s", id, err.msg);
+        return false;
+    }
+    log_msg(LOG_INFO, "exceptions", "%s %s", id,
+            op == AUDIT_OP_EXC_EXPIRE    ? "expired"
+            : op == AUDIT_OP_EXC_REMIND ? "expiring: reminder sent"
+                                        : "break-glass window ended");
+    return true;
+}
+
+/* Once a second: exceptions past their expiry become expired (decisions already stop
+ * honouring them at the expiry itself), reminders go out exceptions.remind_days before,
+ * and windows past their end are ended; each is an audit event and a notification. */
+static void sweep(struct server *srv)
+{
+    struct exc_state *xs = exc_state_acquire(srv);
+    struct snapshot *snap = snapshot_acquire(srv);
+    int64_t now = clock_wall_ms();
+    int64_t remind_ms = (int64_t)snap->e.cfg->exceptions.remind_days * 86400000;
+    bool is_changed = false;
+    struct pv_err err = {0};
+
+    for (size_t i = 0; xs != NULL && i < xs->exc.n; i++) {
+        const struct audit_exc *e = &xs->exc.items[i];
+
+        if (e->expires_ms <= now)
+            is_changed |= sweep_one(srv, snap, AUDIT_OP_EXC_EXPIRE, e->id, 0);
+        else if (remind_ms > 0 && !e->is_reminded && e->expires_ms - remind_ms <= now)
+            is_changed |= sweep_one(srv, snap, AUDIT_OP_EXC_REMIND, e->id,
+                                    (e->expires_ms - now + 86399999) / 86400000);
+    }
+    for (size_t i = 0; xs != NULL && i < xs->bg.n; i++)
+        if (xs->bg.items[i].ends_ms <= now)
+            is_changed |= sweep_one(srv, snap, AUDIT_OP_BG_END, xs->bg.items[i].id, 0);
+    exc_state_release(xs);
+    snapshot_release(snap);
+    if (is_changed)
+        exc_reload(srv, &err);
 }
 
 /* A cheap fingerprint of the config file and the policy directory: names, sizes and
@@ -1345,6 +1630,7 @@ int cmd_serve(int argc, char **argv)
     size_t ca_len = 0;
     int threads = 0;
     bool is_insecure = false;
+    bool is_curl = false;
     unsigned int flags;
     struct sigaction sa;
     int c;
@@ -1414,6 +1700,7 @@ int cmd_serve(int argc, char **argv)
     vm_free(snap->e.vm);
     snap->e.vm = NULL;
     snap->bindings = config_vm_bindings(snap->e.cfg);
+    snap->notify_routes = routes_of(snap->e.cfg);
     atomic_init(&snap->refs, 1);
     snap->gen = 1;
     bundle_digest(snap, snap->bundle_hash);
@@ -1439,6 +1726,7 @@ int cmd_serve(int argc, char **argv)
     srv.snap = snap;
     pthread_mutex_init(&srv.mu, NULL);
     pthread_mutex_init(&srv.policy_mu, NULL);
+    pthread_mutex_init(&srv.exc_mu, NULL);
     if (parse_listen(opts.listen, &ss, &ss_len, &err)) {
         fprintf(stderr, "paved serve: %s\n", err.msg);
         goto done;
@@ -1463,11 +1751,38 @@ int cmd_serve(int argc, char **argv)
     srv.db_path = aopt.path;
     aopt.is_async = snap->e.cfg->audit.is_async;
     aopt.queue_max = snap->e.cfg->audit.queue_max;
+    aopt.on_outbox = on_outbox;
+    aopt.on_outbox_arg = &srv;
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        fprintf(stderr, "paved serve: cannot initialise libcurl\n");
+        status = 1;
+        goto done;
+    }
+    is_curl = true;
     if (audit_open(&srv.audit, &aopt, &err)) {
         fprintf(stderr, "paved serve: audit store %s: %s\n", aopt.path, err.msg);
         status = 1;
         goto done;
     }
+    if (exc_reload(&srv, &err)) {
+        fprintf(stderr, "paved serve: audit store %s: %s\n", aopt.path, err.msg);
+        status = 1;
+        goto done;
+    }
+    {
+        struct notify *n = NULL;
+
+        if (notify_start(&n, aopt.path, &err)) {
+            fprintf(stderr, "paved serve: notifications: %s\n", err.msg);
+            status = 1;
+            goto done;
+        }
+        notify_configure(n, snap->e.cfg);
+        atomic_store(&srv.notify, n);
+        notify_wake(n); /* messages left pending by the last run go out now */
+    }
+    if (clock_is_test_build())
+        log_msg(LOG_WARN, "serve", "this is paved-test: the clock honours PAVED_TEST_CLOCK");
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_signal;
     sigemptyset(&sa.sa_mask);
@@ -1523,6 +1838,7 @@ int cmd_serve(int argc, char **argv)
 
                 /* A signal cuts the sleep short. */
                 sleep(1);
+                sweep(&srv);
                 tls_now = file_stamp(opts.tls_cert) ^ (file_stamp(opts.tls_key) * 31);
                 if (!opts.is_insecure_http && (tls_now != tls_seen || reload_requested)) {
                     tls_seen = tls_now;
@@ -1557,15 +1873,27 @@ int cmd_serve(int argc, char **argv)
     }
     status = 0;
 done:
-    audit_close(srv.audit);
+    /* The writer is drained before the notifier stops, so its last messages are in the
+     * outbox for the next run. */
+    {
+        struct notify *n = atomic_load(&srv.notify);
+
+        atomic_store(&srv.notify, NULL);
+        audit_close(srv.audit);
+        notify_stop(n);
+    }
+    if (is_curl)
+        curl_global_cleanup();
     free(ca);
     atomic_store(&tls_current, NULL);
     for (size_t i = 0; i < n_tls_pairs; i++)
         tls_pair_free(tls_pairs[i]);
     n_tls_pairs = 0;
     snapshot_release(srv.snap != NULL ? srv.snap : snap);
+    exc_state_release(srv.exc);
     pthread_mutex_destroy(&srv.mu);
     pthread_mutex_destroy(&srv.policy_mu);
+    pthread_mutex_destroy(&srv.exc_mu);
     for (size_t k = 0; k < srv.n_policy_counts; k++)
         free(srv.policy_counts[k].policy);
     free(srv.policy_counts);
