@@ -81,11 +81,11 @@ typedef void audit_outbox_fn(void *arg);
 
 struct audit_options {
     const char *path;   /* SQLite file; created with the schema when missing */
-    audit_outbox_fn *on_outbox; /* may be NULL */
-    void *on_outbox_arg;
     bool is_async;      /* audit.durability: async (answer before the commit) */
     size_t queue_max;   /* records waiting for the writer; default 65536 */
     uint32_t batch_max; /* records per transaction; default 256 */
+    audit_outbox_fn *on_outbox; /* may be NULL */
+    void *on_outbox_arg;
 };
 
 struct audit_stats {

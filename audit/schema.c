@@ -246,9 +246,13 @@ pv_status schema_open_ro(sqlite3 **out, const char *path, struct pv_err *err)
     rc = pragma_int(db, path, "PRAGMA user_version", &version, err);
     if (rc)
         goto fail;
-    if (version != SCHEMA_VERSION) {
-        rc = pv_err_set(err, PV_EIO, "audit: %s is not a paved audit database (schema version %d)",
-                        path, version);
+    /* Older schemas keep the decision log as it is (migrations only add), so the
+     * chain can be verified and queried before a server has migrated the file. */
+    if (version < 1 || version > SCHEMA_VERSION) {
+        rc = pv_err_set(err, PV_EIO,
+                        "audit: %s is not a paved audit database of a known schema (version "
+                        "%d; this paved reads 1 to %d)",
+                        path, version, SCHEMA_VERSION);
         goto fail;
     }
     *out = db;

@@ -27,8 +27,10 @@
  * file cannot be opened, is read-only, is not a database or is of a newer schema. */
 pv_status schema_open_rw(sqlite3 **out, const char *path, bool is_migrate, struct pv_err *err);
 
-/* Opens 'path' read-only (works while a writer has it open). Returns PV_ENOENT when the
- * file does not exist, PV_EIO when it cannot be read or is not a paved audit database. */
+/* Opens 'path' read-only (works while a writer has it open); any schema version from 1
+ * to SCHEMA_VERSION (tables added later are missing from older files, and reading
+ * them fails with SQLite's "no such table"). Returns PV_ENOENT when the file does not
+ * exist, PV_EIO when it cannot be read or is not a paved audit database. */
 pv_status schema_open_ro(sqlite3 **out, const char *path, struct pv_err *err);
 
 /* Runs 'sql' (no results). Returns PV_EIO with SQLite's message on failure. */

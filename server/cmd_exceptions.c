@@ -605,7 +605,7 @@ static void print_exception_table(const cJSON *arr)
 
 static void print_exception(const cJSON *e)
 {
-    static const char efmt[] = "  %-20s  %-10s  %-9s  %-20s  %-30s  %s\n";
+    static const char efmt[] = "  %-20s  %-19s  %-9s  %-20s  %-30s  %s\n";
     const cJSON *events = cJSON_GetObjectItemCaseSensitive(e, "events");
     const cJSON *ev;
     char a[1024], b[256], t[64], d[32];
@@ -652,7 +652,7 @@ static void print_exception(const cJSON *e)
 
 static void print_breakglass_table(const cJSON *arr)
 {
-    static const char fmt[] = "%-30s  %-6s  %-16s  %-20s  %-24s  %-20s  %s\n";
+    static const char fmt[] = "%-30s  %-6s  %-16s  %-26s  %-24s  %-20s  %s\n";
     const cJSON *o;
 
     if (cJSON_GetArraySize(arr) == 0) {

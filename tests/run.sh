@@ -101,5 +101,20 @@ if want integration; then
     fi
 fi
 
+if want workflow; then
+    PAVED="$B/paved" PAVED_TEST="$B/paved-test" timeout 400 python3 tests/integration/workflow.py >"$log" 2>&1
+    count_line "workflow (exceptions, break-glass, notifications; real server and receiver)"
+    grep -A6 '^FAIL' "$log" | head -n 60
+fi
+
+if want cli; then
+    for s in tests/cli/exceptions.sh tests/cli/report.sh; do
+        [ -f "$s" ] || continue
+        PAVED="$B/paved" B="$B" sh "$s" >"$log" 2>&1
+        count_line "cli ($s)"
+        grep '^FAIL' "$log" | head -n 40
+    done
+fi
+
 echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]

@@ -85,7 +85,7 @@ static struct audit_record *simple_record(void)
 static struct audit *open_store(const char *path, bool is_async, size_t queue_max,
                                 uint32_t batch_max)
 {
-    struct audit_options opt = {path, is_async, queue_max, batch_max};
+    struct audit_options opt = {path, is_async, queue_max, batch_max, NULL, NULL};
     struct audit *a = NULL;
     struct pv_err err = {PV_OK, ""};
     pv_status rc = audit_open(&a, &opt, &err);
@@ -597,7 +597,7 @@ static void test_bad_input(void)
     T_EQ_INT(audit_query(other, &f, &rows, &err), PV_ENOENT);
     T_EQ_INT(audit_export(other, stdout, &err), PV_ENOENT);
     {
-        struct audit_options opt = {"/nonexistent-dir/x/paved.db", false, 0, 0};
+        struct audit_options opt = {"/nonexistent-dir/x/paved.db", false, 0, 0, NULL, NULL};
 
         a = NULL;
         T_EQ_INT(audit_open(&a, &opt, &err), PV_EIO);
@@ -612,14 +612,14 @@ static void test_bad_input(void)
     T_EQ_INT(audit_verify(other, &res, &err), PV_EIO);
     t_diag("not a database: %s", err.msg);
     {
-        struct audit_options opt = {other, false, 0, 0};
+        struct audit_options opt = {other, false, 0, 0, NULL, NULL};
 
         a = NULL;
         T_EQ_INT(audit_open(&a, &opt, &err), PV_EIO);
     }
     /* A write-protected file is refused at open (root ignores permissions). */
     if (geteuid() != 0) {
-        struct audit_options opt = {path, false, 0, 0};
+        struct audit_options opt = {path, false, 0, 0, NULL, NULL};
 
         chmod(path, 0444);
         a = NULL;
