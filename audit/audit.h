@@ -31,6 +31,33 @@ enum audit_op {
     AUDIT_OP_BG_END,      /* {"id","reason"?}: ends a window (early, or when due) */
 };
 
+/* What an admitted object holds (the quota ledger). */
+struct audit_usage {
+    int64_t cpu_millis;
+    int64_t memory_bytes;
+    int64_t storage_bytes;
+    int64_t environments;
+    double monthly_cost;
+};
+
+/* A ledger change a decision carries (rec->charge), applied by the writer in the
+ * decision's own transaction after the team's quota check, so concurrent requests can
+ * never both take the last unit. Only an allowed decision charges. */
+struct audit_charge {
+    char *key;                /* "Deployment/shop/checkout", "env/review-42"; owned */
+    char *cost_center;        /* owned, may be NULL */
+    bool is_release;          /* DELETE: the key's row goes */
+    bool is_check_only;       /* dry run: checked, never charged */
+    struct audit_usage usage; /* what the key holds once admitted */
+};
+
+/* The quota check, called on the writer thread inside the transaction: 'before' is what
+ * 'team' holds now, 'after' what it would hold with the charge. Returns true and writes
+ * the reason ("team payments would use 34 of 32 cpu") into 'msg' when a resource that
+ * grows would pass its limit. */
+typedef bool audit_quota_fn(void *arg, const char *team, const struct audit_usage *before,
+                            const struct audit_usage *after, char *msg, size_t cap);
+
 /* One decision, allocated with xcalloc. Every string is owned by the record (NULL allowed
  * for optional ones; source, kind, team, decision and path are required); violations NULL
  * is stored as "[]". audit_record_free releases the strings and the record. */
@@ -59,6 +86,9 @@ struct audit_record {
                                   * voluntary-adoption figure) */
     enum audit_op op;            /* AUDIT_OP_NONE for decisions */
     cJSON *op_args;              /* owned; see enum audit_op */
+    char *details;               /* JSON object text (cost, quota, credential) or NULL;
+                                  * chained when present */
+    struct audit_charge *charge; /* owned, or NULL */
     char *notify_routes;         /* JSON text [{"endpoint","events":[..],"policies":[..]}]
                                   * of the configured endpoints, or NULL: the writer puts
                                   * a message in the outbox for each endpoint whose
@@ -86,6 +116,8 @@ struct audit_options {
     uint32_t batch_max; /* records per transaction; default 256 */
     audit_outbox_fn *on_outbox; /* may be NULL */
     void *on_outbox_arg;
+    audit_quota_fn *quota_check; /* may be NULL: no limits */
+    void *quota_arg;
 };
 
 struct audit_stats {
@@ -119,8 +151,10 @@ pv_status audit_open(struct audit **out, const struct audit_options *opt, struct
 pv_status audit_submit(struct audit *a, struct audit_record *rec, uint64_t deadline_ns,
                        struct pv_err *err);
 
-/* Completion of audit_submit_cb: 'rc' is PV_OK once the record's batch committed, else
- * PV_EIO (or PV_EINVAL for a duplicate id) with 'msg' saying why. 'msg' is borrowed
+/* Completion of audit_submit_cb: 'rc' is PV_OK once the record's batch committed;
+ * PV_EFULL when it committed as a denial because its charge would exceed the team's
+ * quota ('msg' says which limit); else PV_EIO (or PV_EINVAL for a duplicate id) with
+ * 'msg' saying why. 'msg' is borrowed
  * for the call. Runs on the writer thread: return quickly and do not submit from it. */
 typedef void audit_done_fn(void *arg, pv_status rc, const char *msg);
 

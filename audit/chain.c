@@ -16,6 +16,10 @@
  *
  * Integers are written in decimal without leading zeros or '+' (as SQLite renders an
  * INTEGER column as text), dry_run as "0" or "1", strings as stored (UTF-8, no NUL).
+ * A 20th column, details (JSON: cost, quota, credential; schema 3), follows as a
+ * netstring only when it is not NULL, so rows written before it existed, and rows
+ * without details, hash exactly as in version 1.
+ *
  * Every column except prev_hash (already the prefix) and hash is covered, so changing
  * any field, the order of rows (rowid), or deleting a row breaks the chain. Example, a
  * row with rowid 1 and only id "dec-X" set: "1:1,5:dec-X,~,~,...". */
@@ -56,6 +60,8 @@ pv_status chain_hash(const char *prev_hex, const struct chain_field f[CHAIN_NFIE
         char len_buf[32];
         int n;
 
+        if (f[i].p == NULL && i == CHAIN_DETAILS)
+            continue;
         if (f[i].p == NULL) {
             ok = EVP_DigestUpdate(ctx, "~,", 2) == 1;
             continue;

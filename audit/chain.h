@@ -31,6 +31,7 @@ enum {
     CHAIN_BUNDLE_HASH,
     CHAIN_LATENCY_US,
     CHAIN_DRY_RUN,
+    CHAIN_DETAILS, /* optional: hashed only when not NULL (see chain.c) */
     CHAIN_NFIELDS,
 };
 

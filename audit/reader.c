@@ -23,7 +23,7 @@ static const char *const col_names[SCHEMA_DECISION_NCOLUMNS] = {
     "rowid",     "id",        "time_ms", "source",     "request_uid",   "kind",
     "operation", "team",      "service", "namespace",  "resource_kind", "resource_name",
     "actor",     "decision",  "path",    "violations", "bundle_hash",   "latency_us",
-    "dry_run",   "prev_hash", "hash",
+    "dry_run",   "details",   "prev_hash", "hash",
 };
 
 static pv_status db_fail(sqlite3 *db, const char *path, struct pv_err *err)
@@ -49,7 +49,7 @@ static cJSON *row_json(sqlite3_stmt *st)
             v = cJSON_CreateBool(sqlite3_column_int(st, i) != 0);
         } else if (type == SQLITE_INTEGER) {
             v = cJSON_CreateNumber((double)sqlite3_column_int64(st, i));
-        } else if (i == CHAIN_VIOLATIONS) {
+        } else if (i == CHAIN_VIOLATIONS || i == CHAIN_DETAILS) {
             /* Stored as JSON text; a row edited into something else shows as a string. */
             v = cJSON_ParseWithLength(text, (size_t)sqlite3_column_bytes(st, i));
             if (v == NULL)
@@ -77,7 +77,7 @@ pv_status audit_query(const char *path, const struct audit_filter *f, cJSON **ou
                       struct pv_err *err)
 {
     /* The SQL is assembled from fixed fragments only; every value is a bound parameter. */
-    char sql[1024] = "SELECT " SCHEMA_DECISION_COLUMNS " FROM decisions WHERE 1";
+    char sql[1024];
     sqlite3 *db = NULL;
     sqlite3_stmt *st = NULL;
     cJSON *arr = NULL;
@@ -88,6 +88,7 @@ pv_status audit_query(const char *path, const struct audit_filter *f, cJSON **ou
     rc = schema_open_ro(&db, path, err);
     if (rc)
         return rc;
+    snprintf(sql, sizeof(sql), "SELECT %s FROM decisions WHERE 1", schema_decision_columns(db));
     if (f->since_ms != 0)
         append(sql, sizeof(sql), " AND time_ms >= ?");
     if (f->until_ms != 0)
@@ -150,14 +151,16 @@ pv_status audit_export(const char *path, FILE *out, struct pv_err *err)
 {
     sqlite3 *db = NULL;
     sqlite3_stmt *st = NULL;
+    char sql[512];
     pv_status rc;
     int src;
 
     rc = schema_open_ro(&db, path, err);
     if (rc)
         return rc;
-    if (sqlite3_prepare_v2(db, "SELECT " SCHEMA_DECISION_COLUMNS " FROM decisions ORDER BY rowid",
-                           -1, &st, NULL) != SQLITE_OK) {
+    snprintf(sql, sizeof(sql), "SELECT %s FROM decisions ORDER BY rowid",
+             schema_decision_columns(db));
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
         rc = db_fail(db, path, err);
         goto done;
     }
@@ -209,6 +212,7 @@ pv_status audit_verify(const char *path, struct audit_verify_result *out, struct
     int64_t prev_rowid = 0;
     sqlite3 *db = NULL;
     sqlite3_stmt *st = NULL;
+    char sql[512];
     pv_status rc;
     int src;
 
@@ -219,8 +223,9 @@ pv_status audit_verify(const char *path, struct audit_verify_result *out, struct
     if (rc)
         return rc;
     /* One statement is one read transaction: a consistent snapshot while a server writes. */
-    if (sqlite3_prepare_v2(db, "SELECT " SCHEMA_DECISION_COLUMNS " FROM decisions ORDER BY rowid",
-                           -1, &st, NULL) != SQLITE_OK) {
+    snprintf(sql, sizeof(sql), "SELECT %s FROM decisions ORDER BY rowid",
+             schema_decision_columns(db));
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
         rc = db_fail(db, path, err);
         goto done;
     }

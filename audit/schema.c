@@ -103,12 +103,53 @@ static const char *const migrations[SCHEMA_VERSION] = {
     " delivered_ms INTEGER"
     ") STRICT;"
     "CREATE INDEX outbox_due ON outbox(state, next_ms);",
+    /* 3: the quota ledger, credential issuances, and the decisions' details (cost, quota,
+     * credential: JSON, chained when present; see chain.c). */
+    "ALTER TABLE decisions ADD COLUMN details TEXT;"
+    "CREATE TABLE ledger ("
+    " key TEXT PRIMARY KEY,"
+    " team TEXT NOT NULL,"
+    " service TEXT,"
+    " cost_center TEXT,"
+    " cpu_millis INTEGER NOT NULL,"
+    " memory_bytes INTEGER NOT NULL,"
+    " storage_bytes INTEGER NOT NULL,"
+    " environments INTEGER NOT NULL,"
+    " monthly_cost REAL NOT NULL,"
+    " updated_ms INTEGER NOT NULL,"
+    " decision_id TEXT NOT NULL"
+    ") STRICT;"
+    "CREATE INDEX ledger_team ON ledger(team);"
+    "CREATE TABLE credentials ("
+    " jti TEXT PRIMARY KEY,"
+    " decision_id TEXT NOT NULL,"
+    " time_ms INTEGER NOT NULL,"
+    " subject TEXT NOT NULL,"
+    " team TEXT,"
+    " service TEXT,"
+    " audience TEXT NOT NULL,"
+    " scopes TEXT NOT NULL,"
+    " expires_ms INTEGER NOT NULL,"
+    " via TEXT NOT NULL"
+    ") STRICT;",
 };
 
 static pv_status db_fail(sqlite3 *db, struct pv_err *err, const char *what)
 {
     return pv_err_set(err, PV_EIO, "audit: %s: %s", what,
                       db != NULL ? sqlite3_errmsg(db) : "out of memory");
+}
+
+const char *schema_decision_columns(sqlite3 *db)
+{
+    sqlite3_stmt *st = NULL;
+    int version = SCHEMA_VERSION;
+
+    if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        version = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    return version >= 3 ? SCHEMA_DECISION_COLUMNS : SCHEMA_DECISION_COLUMNS_V1;
 }
 
 pv_status schema_exec(sqlite3 *db, const char *sql, struct pv_err *err)

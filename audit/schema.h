@@ -9,7 +9,7 @@
 
 #include "status.h"
 
-#define SCHEMA_VERSION 2    /* PRAGMA user_version of a current database */
+#define SCHEMA_VERSION 3    /* PRAGMA user_version of a current database */
 #define SCHEMA_BUSY_MS 5000 /* busy_timeout of every connection */
 
 /* Every column of `decisions`, in canonical order (chain.h), then prev_hash and hash:
@@ -17,8 +17,16 @@
 #define SCHEMA_DECISION_COLUMNS                                                                    \
     "rowid, id, time_ms, source, request_uid, kind, operation, team, service, namespace, "         \
     "resource_kind, resource_name, actor, decision, path, violations, bundle_hash, "               \
-    "latency_us, dry_run, prev_hash, hash"
-#define SCHEMA_DECISION_NCOLUMNS 21
+    "latency_us, dry_run, details, prev_hash, hash"
+#define SCHEMA_DECISION_NCOLUMNS 22
+/* The same list for files of schema 1 and 2, which have no details column. */
+#define SCHEMA_DECISION_COLUMNS_V1                                                                 \
+    "rowid, id, time_ms, source, request_uid, kind, operation, team, service, namespace, "         \
+    "resource_kind, resource_name, actor, decision, path, violations, bundle_hash, "               \
+    "latency_us, dry_run, NULL AS details, prev_hash, hash"
+
+/* The column list to select from the decisions of 'db' (by its schema version). */
+const char *schema_decision_columns(sqlite3 *db);
 
 /* Opens 'path' for writing, creating it when missing: WAL journal, synchronous=FULL,
  * busy_timeout, automatic checkpoints off (the store checkpoints from another thread),

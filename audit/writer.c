@@ -41,6 +41,7 @@ struct item {
     struct audit_record *rec; /* owned by the queue, then by the writer */
     char *policies;           /* distinct violated policy ids, each NUL-terminated, then "" */
     struct waiter *w;         /* NULL for async submissions */
+    char *quota_msg;          /* set when the writer turned the decision into a quota denial */
 };
 
 struct audit {
@@ -64,6 +65,12 @@ struct audit {
     bool has_new_outbox;          /* the open transaction put messages in the outbox */
     audit_outbox_fn *on_outbox;
     void *on_outbox_arg;
+    audit_quota_fn *quota_check;
+    void *quota_arg;
+    sqlite3_stmt *st_team_usage;
+    sqlite3_stmt *st_key_usage;
+    sqlite3_stmt *st_ledger_put;
+    sqlite3_stmt *st_ledger_del;
 
     /* Checkpointer thread only. */
     sqlite3 *ckpt_db;
@@ -163,6 +170,12 @@ void audit_record_free(struct audit_record *r)
     free(r->bundle_hash);
     cJSON_Delete(r->op_args);
     free(r->notify_routes);
+    free(r->details);
+    if (r->charge != NULL) {
+        free(r->charge->key);
+        free(r->charge->cost_center);
+        free(r->charge);
+    }
     free(r);
 }
 
@@ -205,7 +218,7 @@ static pv_status check_record(const struct audit_record *r, char **policies, str
              strlen(r->path) + opt_len(r->request_uid) + opt_len(r->operation) +
              opt_len(r->service) + opt_len(r->namespace) + opt_len(r->resource_kind) +
              opt_len(r->resource_name) + opt_len(r->actor) + opt_len(r->violations) +
-             opt_len(r->bundle_hash);
+             opt_len(r->bundle_hash) + opt_len(r->details);
     if (total > RECORD_MAX_BYTES)
         return pv_err_set(err, PV_ETOOBIG, "audit: record %s is %zu bytes (limit %u)", r->id, total,
                           RECORD_MAX_BYTES);
@@ -525,6 +538,166 @@ static pv_status outbox_put(struct audit *a, const struct audit_record *r, const
     return rc;
 }
 
+/* ---- The quota ledger ---- */
+
+static void usage_add(struct audit_usage *u, const struct audit_usage *d, int sign)
+{
+    u->cpu_millis += sign * d->cpu_millis;
+    u->memory_bytes += sign * d->memory_bytes;
+    u->storage_bytes += sign * d->storage_bytes;
+    u->environments += sign * d->environments;
+    u->monthly_cost += sign * d->monthly_cost;
+}
+
+static void usage_row(sqlite3_stmt *st, struct audit_usage *u)
+{
+    u->cpu_millis = sqlite3_column_int64(st, 0);
+    u->memory_bytes = sqlite3_column_int64(st, 1);
+    u->storage_bytes = sqlite3_column_int64(st, 2);
+    u->environments = sqlite3_column_int64(st, 3);
+    u->monthly_cost = sqlite3_column_double(st, 4);
+}
+
+static cJSON *usage_obj(const struct audit_usage *u)
+{
+    cJSON *o = cJSON_CreateObject();
+
+    cJSON_AddNumberToObject(o, "cpu_millis", (double)u->cpu_millis);
+    cJSON_AddNumberToObject(o, "memory_bytes", (double)u->memory_bytes);
+    cJSON_AddNumberToObject(o, "storage_bytes", (double)u->storage_bytes);
+    cJSON_AddNumberToObject(o, "environments", (double)u->environments);
+    cJSON_AddNumberToObject(o, "monthly_cost", u->monthly_cost);
+    return o;
+}
+
+/* Turns the record of an allowed decision into the quota denial 'msg': decision deny,
+ * path denied, a "quota" violation, and the reason in its details. */
+static void deny_for_quota(struct item *it, const char *msg)
+{
+    struct audit_record *r = it->rec;
+    cJSON *v = cJSON_Parse(r->violations != NULL ? r->violations : "[]");
+    cJSON *d = r->details != NULL ? cJSON_Parse(r->details) : NULL;
+    cJSON *x = cJSON_CreateObject();
+    size_t n = strlen(it->policies);
+
+    if (!cJSON_IsArray(v)) {
+        cJSON_Delete(v);
+        v = cJSON_CreateArray();
+    }
+    if (!cJSON_IsObject(d)) {
+        cJSON_Delete(d);
+        d = cJSON_CreateObject();
+    }
+    cJSON_AddStringToObject(x, "binding", "quota");
+    cJSON_AddStringToObject(x, "policy", "quota");
+    cJSON_AddStringToObject(x, "title", "Teams stay within their quotas");
+    cJSON_AddStringToObject(x, "enforcement", "deny");
+    cJSON_AddStringToObject(x, "message", msg);
+    cJSON_AddItemToArray(v, x);
+    cJSON_DeleteItemFromObjectCaseSensitive(d, "quota_exceeded");
+    cJSON_AddStringToObject(d, "quota_exceeded", msg);
+    free(r->violations);
+    r->violations = cJSON_PrintUnformatted(v);
+    free(r->details);
+    r->details = cJSON_PrintUnformatted(d);
+    free(r->decision);
+    r->decision = xstrdup("deny");
+    free(r->path);
+    r->path = xstrdup("denied");
+    /* The quota is one more policy this decision violated (decision_policies). */
+    for (size_t k = 0; it->policies[k] != '\0'; k += strlen(it->policies + k) + 1)
+        n = k + strlen(it->policies + k) + 1;
+    it->policies = xrealloc(it->policies, n + sizeof("quota") + 1);
+    memcpy(it->policies + n, "quota", sizeof("quota"));
+    it->policies[n + sizeof("quota")] = '\0';
+    it->quota_msg = xstrdup(msg);
+    cJSON_Delete(v);
+    cJSON_Delete(d);
+}
+
+/* Checks and applies the ledger change of an allowed decision in its transaction. */
+static pv_status apply_charge(struct audit *a, struct item *it, struct pv_err *err)
+{
+    struct audit_record *r = it->rec;
+    const struct audit_charge *c = r->charge;
+    struct audit_usage before = {0};
+    struct audit_usage after;
+    struct audit_usage old = {0};
+    bool has_old = false;
+    bool is_same_team = false;
+    sqlite3_stmt *st = a->st_team_usage;
+    char msg[PV_ERR_MSG_MAX];
+    int src;
+
+    bind_text(st, 1, r->team);
+    src = sqlite3_step(st);
+    if (src == SQLITE_ROW)
+        usage_row(st, &before);
+    sqlite3_reset(st);
+    if (src != SQLITE_ROW)
+        return pv_err_set(err, PV_EIO, "ledger of %s: %s", r->team, sqlite3_errmsg(a->db));
+    st = a->st_key_usage;
+    bind_text(st, 1, c->key);
+    src = sqlite3_step(st);
+    if (src == SQLITE_ROW) {
+        has_old = true;
+        usage_row(st, &old);
+        is_same_team = sqlite3_column_text(st, 5) != NULL &&
+                       strcmp((const char *)sqlite3_column_text(st, 5), r->team) == 0;
+    }
+    sqlite3_reset(st);
+    if (src != SQLITE_ROW && src != SQLITE_DONE)
+        return pv_err_set(err, PV_EIO, "ledger of %s: %s", c->key, sqlite3_errmsg(a->db));
+    after = before;
+    if (is_same_team)
+        usage_add(&after, &old, -1);
+    if (!c->is_release)
+        usage_add(&after, &c->usage, 1);
+    if (!c->is_release && a->quota_check != NULL &&
+        a->quota_check(a->quota_arg, r->team, &before, &after, msg, sizeof(msg))) {
+        deny_for_quota(it, msg);
+        return PV_OK;
+    }
+    {
+        cJSON *d = r->details != NULL ? cJSON_Parse(r->details) : NULL;
+
+        if (!cJSON_IsObject(d)) {
+            cJSON_Delete(d);
+            d = cJSON_CreateObject();
+        }
+        cJSON_AddItemToObject(d, "team_usage", usage_obj(&after));
+        if (has_old)
+            cJSON_AddItemToObject(d, "replaced", usage_obj(&old));
+        free(r->details);
+        r->details = cJSON_PrintUnformatted(d);
+        cJSON_Delete(d);
+    }
+    if (c->is_check_only)
+        return PV_OK;
+    if (c->is_release) {
+        st = a->st_ledger_del;
+        bind_text(st, 1, c->key);
+    } else {
+        st = a->st_ledger_put;
+        bind_text(st, 1, c->key);
+        bind_text(st, 2, r->team);
+        bind_text(st, 3, r->service);
+        bind_text(st, 4, c->cost_center);
+        sqlite3_bind_int64(st, 5, c->usage.cpu_millis);
+        sqlite3_bind_int64(st, 6, c->usage.memory_bytes);
+        sqlite3_bind_int64(st, 7, c->usage.storage_bytes);
+        sqlite3_bind_int64(st, 8, c->usage.environments);
+        sqlite3_bind_double(st, 9, c->usage.monthly_cost);
+        sqlite3_bind_int64(st, 10, r->time_ms);
+        bind_text(st, 11, r->id);
+    }
+    src = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (src != SQLITE_DONE)
+        return pv_err_set(err, PV_EIO, "ledger of %s: %s", c->key, sqlite3_errmsg(a->db));
+    return PV_OK;
+}
+
 /* ---- Rows ---- */
 
 static pv_status insert_row(struct audit *a, struct item *it, int64_t rowid, const char *prev_hash,
@@ -604,6 +777,11 @@ static pv_status insert_row(struct audit *a, struct item *it, int64_t rowid, con
         if (rc)
             return rc;
     }
+    if (r->charge != NULL && strcmp(r->decision, "allow") == 0) {
+        rc = apply_charge(a, it, err);
+        if (rc)
+            return rc;
+    }
     violations = r->violations != NULL ? r->violations : "[]";
 
     snprintf(rowid_s, sizeof(rowid_s), "%" PRId64, rowid);
@@ -628,6 +806,7 @@ static pv_status insert_row(struct audit *a, struct item *it, int64_t rowid, con
     f[CHAIN_BUNDLE_HASH] = text_field(r->bundle_hash);
     f[CHAIN_LATENCY_US] = text_field(latency_s);
     f[CHAIN_DRY_RUN] = text_field(r->is_dry_run ? "1" : "0");
+    f[CHAIN_DETAILS] = text_field(r->details);
     rc = chain_hash(prev_hash, f, hash, err);
     if (rc)
         return rc;
@@ -652,8 +831,9 @@ static pv_status insert_row(struct audit *a, struct item *it, int64_t rowid, con
     bind_text(st, 17, r->bundle_hash);
     sqlite3_bind_int64(st, 18, r->latency_us);
     sqlite3_bind_int(st, 19, r->is_dry_run ? 1 : 0);
-    bind_text(st, 20, prev_hash);
-    bind_text(st, 21, hash);
+    bind_text(st, 20, r->details);
+    bind_text(st, 21, prev_hash);
+    bind_text(st, 22, hash);
     src = sqlite3_step(st);
     sqlite3_reset(st);
     if ((src & 0xff) == SQLITE_CONSTRAINT)
@@ -866,9 +1046,13 @@ static void *writer_main(void *arg)
 
             if (irc == PV_OK)
                 a->stats.committed++;
+            if (irc == PV_OK && it->quota_msg != NULL)
+                irc = PV_EFULL; /* committed, as a quota denial */
             if (it->w != NULL) {
                 it->w->rc = irc;
-                if (rc)
+                if (irc == PV_EFULL)
+                    snprintf(it->w->msg, sizeof(it->w->msg), "%s", it->quota_msg);
+                else if (rc)
                     snprintf(it->w->msg, sizeof(it->w->msg),
                              "audit: decision %s not recorded: %.180s", it->rec->id, err.msg);
                 else if (irc && it->rec->op != AUDIT_OP_NONE)
@@ -883,8 +1067,10 @@ static void *writer_main(void *arg)
             }
             audit_record_free(it->rec);
             free(it->policies);
+            free(it->quota_msg);
             it->rec = NULL;
             it->policies = NULL;
+            it->quota_msg = NULL;
         }
         pthread_cond_broadcast(&a->done);
         if (n_callbacks > 0) {
@@ -999,6 +1185,10 @@ static void free_store(struct audit *a)
     sqlite3_finalize(a->st_policy);
     sqlite3_finalize(a->st_service);
     sqlite3_finalize(a->st_outbox);
+    sqlite3_finalize(a->st_team_usage);
+    sqlite3_finalize(a->st_key_usage);
+    sqlite3_finalize(a->st_ledger_put);
+    sqlite3_finalize(a->st_ledger_del);
     /* The last connection to close checkpoints the WAL and removes it. */
     sqlite3_close(a->ckpt_db);
     sqlite3_close(a->db);
@@ -1036,6 +1226,8 @@ pv_status audit_open(struct audit **out, const struct audit_options *opt, struct
     a->msgs = xcalloc(a->batch_max, sizeof(*a->msgs));
     a->on_outbox = opt->on_outbox;
     a->on_outbox_arg = opt->on_outbox_arg;
+    a->quota_check = opt->quota_check;
+    a->quota_arg = opt->quota_arg;
     pthread_mutex_init(&a->mu, NULL);
     /* Deadlines are CLOCK_MONOTONIC. */
     pthread_condattr_init(&ca);
@@ -1059,7 +1251,7 @@ pv_status audit_open(struct audit **out, const struct audit_options *opt, struct
         rc = prepare(a, &a->st_decision,
                      "INSERT INTO decisions (" SCHEMA_DECISION_COLUMNS
                      ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, "
-                     "?15, ?16, ?17, ?18, ?19, ?20, ?21)",
+                     "?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)",
                      err);
     if (rc == PV_OK)
         rc = prepare(a, &a->st_policy,
@@ -1078,6 +1270,31 @@ pv_status audit_open(struct audit **out, const struct audit_options *opt, struct
                      "INSERT INTO outbox (endpoint, event, body, created_ms, state, attempts, "
                      "next_ms) VALUES (?1, ?2, ?3, ?4, 'pending', 0, ?4)",
                      err);
+    if (rc == PV_OK)
+        rc = prepare(a, &a->st_team_usage,
+                     "SELECT coalesce(sum(cpu_millis), 0), coalesce(sum(memory_bytes), 0), "
+                     "coalesce(sum(storage_bytes), 0), coalesce(sum(environments), 0), "
+                     "coalesce(sum(monthly_cost), 0) FROM ledger WHERE team = ?1",
+                     err);
+    if (rc == PV_OK)
+        rc = prepare(a, &a->st_key_usage,
+                     "SELECT cpu_millis, memory_bytes, storage_bytes, environments, monthly_cost, "
+                     "team FROM ledger WHERE key = ?1",
+                     err);
+    if (rc == PV_OK)
+        rc = prepare(a, &a->st_ledger_put,
+                     "INSERT INTO ledger (key, team, service, cost_center, cpu_millis, "
+                     "memory_bytes, storage_bytes, environments, monthly_cost, updated_ms, "
+                     "decision_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) "
+                     "ON CONFLICT (key) DO UPDATE SET team = excluded.team, service = "
+                     "excluded.service, cost_center = excluded.cost_center, cpu_millis = "
+                     "excluded.cpu_millis, memory_bytes = excluded.memory_bytes, storage_bytes = "
+                     "excluded.storage_bytes, environments = excluded.environments, "
+                     "monthly_cost = excluded.monthly_cost, updated_ms = excluded.updated_ms, "
+                     "decision_id = excluded.decision_id",
+                     err);
+    if (rc == PV_OK)
+        rc = prepare(a, &a->st_ledger_del, "DELETE FROM ledger WHERE key = ?1", err);
     if (rc == PV_OK)
         rc = load_head(a, err);
     if (rc)

@@ -556,7 +556,8 @@ pv_status config_parse(struct config **out, const char *text, size_t len, const 
 {
     static const char *const keys[] = {"bindings", "policies_dir", "policy_limits", "server",
                                        "audit",    "tokens",       "subject",       "exceptions",
-                                       "breakglass", "notifications", NULL};
+                                       "breakglass", "notifications", "credentials", "quotas",
+                                       "prices", NULL};
     struct config *cfg = xcalloc(1, sizeof(*cfg));
     const cJSON *v;
     pv_status rc;
@@ -578,6 +579,13 @@ pv_status config_parse(struct config **out, const char *text, size_t len, const 
     cfg->notifications.max_attempts = 8;
     cfg->notifications.backoff_initial_ms = 1000;
     cfg->notifications.backoff_max_ms = 300000;
+    cfg->credentials.issuer = "paved";
+    cfg->credentials.keys_dir = "keys";
+    cfg->credentials.max_ttl_s = 3600;
+    cfg->credentials.leeway_s = 60;
+    cfg->credentials.jwks_cache_s = 300;
+    cfg->prices.currency = "USD";
+    cfg->prices.hours_per_month = 730;
     rc = yaml_parse_one(text, len, name, &config_yaml_limits, &cfg->root, err);
     if (rc)
         goto fail;
@@ -635,6 +643,24 @@ pv_status config_parse(struct config **out, const char *text, size_t len, const 
     v = cJSON_GetObjectItemCaseSensitive(cfg->root, "notifications");
     if (v != NULL) {
         rc = config_parse_notifications(cfg, v, err);
+        if (rc)
+            goto fail;
+    }
+    v = cJSON_GetObjectItemCaseSensitive(cfg->root, "credentials");
+    if (v != NULL) {
+        rc = config_parse_credentials(cfg, v, err);
+        if (rc)
+            goto fail;
+    }
+    v = cJSON_GetObjectItemCaseSensitive(cfg->root, "quotas");
+    if (v != NULL) {
+        rc = config_parse_quotas(cfg, v, err);
+        if (rc)
+            goto fail;
+    }
+    v = cJSON_GetObjectItemCaseSensitive(cfg->root, "prices");
+    if (v != NULL) {
+        rc = config_parse_prices(cfg, v, err);
         if (rc)
             goto fail;
     }
@@ -705,6 +731,8 @@ void config_free(struct config *cfg)
     if (cfg == NULL)
         return;
     config_notifications_free(cfg);
+    config_credentials_free(cfg);
+    free(cfg->quotas);
     cJSON_Delete(cfg->root);
     if (cfg->tokens != NULL)
         OPENSSL_cleanse(cfg->tokens, cfg->n_tokens * sizeof(*cfg->tokens));

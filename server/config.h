@@ -104,8 +104,56 @@ struct cfg_notifications {
     int backoff_max_ms;     /* ceiling of one delay; default 300000 */
 };
 
+/* One upstream OIDC issuer whose JWTs `POST /v1/credentials` accepts
+ * (`credentials.oidc[]`). */
+struct cfg_oidc_issuer {
+    const char *issuer;        /* the exact `iss` claim */
+    const char *jwks_url;      /* https:// (http:// only with allow_http) */
+    const char *audience;      /* the `aud` the token must carry */
+    const char *cacert;        /* CA file for the JWKS endpoint, or NULL: system CAs */
+    const char *team_claim;    /* claim naming the team; default "team" */
+    const char *service_claim; /* claim naming the service; default "service" */
+    const cJSON *teams;        /* optional mapping claim value -> team */
+    bool is_http_allowed;
+};
+
+/* The `credentials:` section: paved as a short-lived credential issuer. */
+struct cfg_credentials {
+    const char *issuer;   /* `iss` of the tokens paved mints; default "paved" */
+    const char *keys_dir; /* signing keys (paved keys rotate); default "keys" */
+    int64_t max_ttl_s;    /* hard cap of a minted token's lifetime; default 3600 */
+    int64_t leeway_s;     /* clock skew allowed on exp/nbf/iat; default 60 */
+    int64_t jwks_cache_s; /* how long a fetched JWKS is used; default 300 */
+    struct cfg_oidc_issuer *issuers; /* owned array */
+    size_t n_issuers;
+};
+
+/* Per-team limits (`quotas:`); a negative value means no limit. */
+struct cfg_quota {
+    const char *team;           /* "*" is the default for teams not listed */
+    int64_t cpu_millis;         /* cpu requests, in millicores */
+    int64_t memory_bytes;       /* memory requests */
+    int64_t storage_bytes;      /* PersistentVolumeClaim requests */
+    int64_t environments;       /* provisioned environments */
+    double monthly_cost;        /* estimated monthly cost, in the price table's currency */
+};
+
+/* The price table (`prices:`): what a month of each resource costs. */
+struct cfg_prices {
+    const char *currency;         /* default "USD" */
+    double cpu_hour;              /* one cpu for an hour */
+    double memory_gib_hour;       /* one GiB of memory for an hour */
+    double storage_gib_month;     /* one GiB of storage for a month */
+    double environment_month;     /* one provisioned environment for a month */
+    double hours_per_month;       /* default 730 */
+};
+
 struct config {
     cJSON *root; /* owns every string and subtree the bindings point into */
+    struct cfg_credentials credentials;
+    struct cfg_quota *quotas; /* owned array */
+    size_t n_quotas;
+    struct cfg_prices prices;
     struct cfg_exceptions exceptions;
     struct cfg_breakglass breakglass;
     struct cfg_notifications notifications;
@@ -142,6 +190,18 @@ pv_status config_parse_notifications(struct config *cfg, const cJSON *v, struct 
 
 /* Wipes the secrets and frees cfg->notifications. */
 void config_notifications_free(struct config *cfg);
+
+/* Parses the `credentials:` section 'v' (borrowed from cfg->root) into
+ * cfg->credentials (server/config_creds.c). Returns PV_ECONFIG naming the key. */
+pv_status config_parse_credentials(struct config *cfg, const cJSON *v, struct pv_err *err);
+void config_credentials_free(struct config *cfg);
+
+/* Parses `quotas:` and `prices:` (server/config_quota.c). */
+pv_status config_parse_quotas(struct config *cfg, const cJSON *v, struct pv_err *err);
+pv_status config_parse_prices(struct config *cfg, const cJSON *v, struct pv_err *err);
+
+/* The quota of 'team' (its own entry, else the "*" entry), or NULL: no limits. */
+const struct cfg_quota *config_quota_of(const struct config *cfg, const char *team);
 
 /* Parses "ci", "admission", "api" (returns CFG_N_ENTRIES for anything else). */
 enum cfg_entry config_entry_parse(const char *s);

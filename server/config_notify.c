@@ -172,8 +172,12 @@ static pv_status read_secret(struct cfg_endpoint *e, const cJSON *item, const ch
         if (rc == PV_ETOOBIG)
             return pv_err_set(err, PV_ECONFIG, "%s: %s: secret_file %s is larger than %d bytes",
                               name, where, file, SECRET_MAX_BYTES);
-        if (rc)
-            return pv_err_set(err, PV_ECONFIG, "%s: %s: secret_file: %s", name, where, err->msg);
+        if (rc) {
+            char why[PV_ERR_MSG_MAX];
+
+            snprintf(why, sizeof(why), "%s", err != NULL ? err->msg : "cannot be read");
+            return pv_err_set(err, PV_ECONFIG, "%s: %s: secret_file: %s", name, where, why);
+        }
     } else if (env != NULL) {
         const char *v = getenv(env);
 

@@ -76,6 +76,8 @@ struct notify {
     struct ep_set *cur; /* NULL until the first notify_set_endpoints */
     struct transfer slots[NOTIFY_MAX_IN_FLIGHT];
     size_t n_in_flight;
+    int64_t next_poll_ms; /* when to read the outbox again (wall ms) */
+    bool is_counts_stale; /* rows changed since the counts were read */
 
     pthread_mutex_t mu;
     struct ep_set *next;       /* guarded by mu: the newest endpoints, not adopted yet */
@@ -204,6 +206,7 @@ static void record_delivered(struct notify *n, const struct transfer *t, long st
     pv_status rc = audit_outbox_delivered(n->outbox, t->id, now, (int)status, &err);
 
     store_result(n, rc, &err);
+    n->is_counts_stale = true;
     pthread_mutex_lock(&n->mu);
     n->stats.delivered++;
     pthread_mutex_unlock(&n->mu);
@@ -226,6 +229,10 @@ static void record_failed(struct notify *n, int64_t id, const char *endpoint, co
     pv_status rc = audit_outbox_failed(n->outbox, id, now, (int)status, error, next_ms, &err);
 
     store_result(n, rc, &err);
+    /* The retry may be due before the next regular poll. */
+    if (!is_dead && next_ms < n->next_poll_ms)
+        n->next_poll_ms = next_ms;
+    n->is_counts_stale = true;
     pthread_mutex_lock(&n->mu);
     n->stats.failed++;
     if (is_dead)
@@ -485,12 +492,13 @@ static void start_one(struct notify *n, const struct outbox_msg *m, int64_t now)
                       false);
         return;
     }
-    for (size_t i = 0; i < NOTIFY_MAX_IN_FLIGHT; i++)
-        if (!n->slots[i].is_used) {
+    for (size_t i = 0; i < NOTIFY_MAX_IN_FLIGHT && t == NULL; i++)
+        if (!n->slots[i].is_used)
             t = &n->slots[i];
-            break;
-        }
-    PV_ASSERT(t != NULL); /* the claim asked for free slots only */
+    /* The claim asked for free slots only, so this cannot happen; if it did, the row's
+     * lease runs out and it is sent later. */
+    if (t == NULL)
+        return;
     why = start_transfer(n, t, e, m, now);
     if (why != NULL)
         record_failed(n, m->id, m->endpoint, m->event, m->attempts, 0, why, false);
@@ -543,8 +551,9 @@ static void pump(struct notify *n)
         if (cm->msg != CURLMSG_DONE)
             continue;
         curl_easy_getinfo(cm->easy_handle, CURLINFO_PRIVATE, (char **)&t);
-        PV_ASSERT(t != NULL && t->easy == cm->easy_handle);
-        finish_one(n, t, cm->data.result);
+        PV_ASSERT(t == NULL || t->easy == cm->easy_handle);
+        if (t != NULL)
+            finish_one(n, t, cm->data.result);
     }
 }
 
@@ -567,24 +576,26 @@ static void refresh_counts(struct notify *n)
     pthread_mutex_unlock(&n->mu);
 }
 
-/* Claims what is due and fits in the free slots and starts it. Returns when to look
- * again (wall ms); *is_full_out says the claim took every slot it could, so more may be
- * waiting as soon as one frees. */
-static int64_t poll_outbox(struct notify *n, int64_t now, bool *is_full_out)
+/* Claims what is due and fits in the free slots and starts it, then sets when to look
+ * again. *is_full_out says the claim took every slot it could, so more may be waiting as
+ * soon as one frees. */
+static void poll_outbox(struct notify *n, int64_t now, bool *is_full_out)
 {
     size_t free_slots = NOTIFY_MAX_IN_FLIGHT - n->n_in_flight;
     struct outbox_msg *msgs = NULL;
     struct pv_err err = {PV_OK, ""};
-    int64_t next_poll = now + NOTIFY_POLL_MS;
     int64_t due = -1;
     size_t count = 0;
     pv_status rc;
 
     *is_full_out = false;
+    n->next_poll_ms = now + NOTIFY_POLL_MS;
     rc = audit_outbox_claim(n->outbox, now, n->cur->lease_ms, free_slots, &msgs, &count, &err);
     store_result(n, rc, &err);
     if (rc)
-        return next_poll;
+        return;
+    if (count > 0)
+        n->is_counts_stale = true;
     for (size_t i = 0; i < count; i++)
         start_one(n, &msgs[i], now);
     audit_outbox_msgs_free(msgs, count);
@@ -592,9 +603,8 @@ static int64_t poll_outbox(struct notify *n, int64_t now, bool *is_full_out)
     rc = audit_outbox_next_due_ms(n->outbox, &due, &err);
     store_result(n, rc, &err);
     /* A row due now but not claimed is one committed a moment ago: look at once. */
-    if (rc == PV_OK && due >= 0 && due < next_poll)
-        next_poll = due;
-    return next_poll;
+    if (rc == PV_OK && due >= 0 && due < n->next_poll_ms)
+        n->next_poll_ms = due;
 }
 
 /* Gives in-flight transfers until their timeout, at most NOTIFY_STOP_GRACE_MS, then
@@ -633,7 +643,6 @@ static void drain(struct notify *n)
 static void *run(void *arg)
 {
     struct notify *n = arg;
-    int64_t next_poll = 0;
     int64_t next_counts = 0;
     bool is_full = false;
 
@@ -660,15 +669,16 @@ static void *run(void *arg)
         }
         now = clock_wall_ms();
         if (n->cur != NULL && n->n_in_flight < NOTIFY_MAX_IN_FLIGHT &&
-            (is_woken || is_full || now >= next_poll))
-            next_poll = poll_outbox(n, now, &is_full);
+            (is_woken || is_full || now >= n->next_poll_ms))
+            poll_outbox(n, now, &is_full);
         pump(n);
         pthread_mutex_lock(&n->mu);
         n->stats.in_flight = n->n_in_flight;
         pthread_mutex_unlock(&n->mu);
         now = clock_wall_ms();
-        if (now >= next_counts) {
+        if (n->is_counts_stale || now >= next_counts) {
             refresh_counts(n);
+            n->is_counts_stale = false;
             next_counts = now + NOTIFY_POLL_MS;
         }
         /* With every slot busy only a finished transfer (or a wakeup) changes anything;
@@ -678,7 +688,7 @@ static void *run(void *arg)
         else if (is_full)
             wait = 0;
         else
-            wait = next_poll - now;
+            wait = n->next_poll_ms - now;
         if (wait < 0)
             wait = 0;
         if (wait > NOTIFY_POLL_MS)

@@ -85,7 +85,8 @@ static struct audit_record *simple_record(void)
 static struct audit *open_store(const char *path, bool is_async, size_t queue_max,
                                 uint32_t batch_max)
 {
-    struct audit_options opt = {path, is_async, queue_max, batch_max, NULL, NULL};
+    struct audit_options opt = {
+        .path = path, .is_async = is_async, .queue_max = queue_max, .batch_max = batch_max};
     struct audit *a = NULL;
     struct pv_err err = {PV_OK, ""};
     pv_status rc = audit_open(&a, &opt, &err);
@@ -366,14 +367,14 @@ static void test_tamper(void)
                            "SELECT rowid, id, time_ms, source, request_uid, kind, operation, "
                            "team, service, namespace, resource_kind, resource_name, actor, "
                            "decision, path, violations, bundle_hash, latency_us, dry_run, "
-                           "prev_hash FROM decisions WHERE rowid = 2000",
+                           "details, prev_hash FROM decisions WHERE rowid = 2000",
                            -1, &st, NULL);
         if (sqlite3_step(st) == SQLITE_ROW) {
             for (int i = 0; i < CHAIN_NFIELDS; i++) {
                 f[i].p = (const char *)sqlite3_column_text(st, i);
                 f[i].len = (size_t)sqlite3_column_bytes(st, i);
             }
-            snprintf(prev, sizeof(prev), "%s", (const char *)sqlite3_column_text(st, 19));
+            snprintf(prev, sizeof(prev), "%s", (const char *)sqlite3_column_text(st, 20));
             chain_hash(prev, f, hash, NULL);
         }
         sqlite3_finalize(st);
@@ -597,7 +598,7 @@ static void test_bad_input(void)
     T_EQ_INT(audit_query(other, &f, &rows, &err), PV_ENOENT);
     T_EQ_INT(audit_export(other, stdout, &err), PV_ENOENT);
     {
-        struct audit_options opt = {"/nonexistent-dir/x/paved.db", false, 0, 0, NULL, NULL};
+        struct audit_options opt = {.path = "/nonexistent-dir/x/paved.db"};
 
         a = NULL;
         T_EQ_INT(audit_open(&a, &opt, &err), PV_EIO);
@@ -612,14 +613,14 @@ static void test_bad_input(void)
     T_EQ_INT(audit_verify(other, &res, &err), PV_EIO);
     t_diag("not a database: %s", err.msg);
     {
-        struct audit_options opt = {other, false, 0, 0, NULL, NULL};
+        struct audit_options opt = {.path = other};
 
         a = NULL;
         T_EQ_INT(audit_open(&a, &opt, &err), PV_EIO);
     }
     /* A write-protected file is refused at open (root ignores permissions). */
     if (geteuid() != 0) {
-        struct audit_options opt = {path, false, 0, 0, NULL, NULL};
+        struct audit_options opt = {.path = path};
 
         chmod(path, 0444);
         a = NULL;
