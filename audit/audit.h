@@ -110,10 +110,10 @@ void audit_record_free(struct audit_record *r);
 typedef void audit_outbox_fn(void *arg);
 
 struct audit_options {
-    const char *path;   /* SQLite file; created with the schema when missing */
-    bool is_async;      /* audit.durability: async (answer before the commit) */
-    size_t queue_max;   /* records waiting for the writer; default 65536 */
-    uint32_t batch_max; /* records per transaction; default 256 */
+    const char *path;           /* SQLite file; created with the schema when missing */
+    bool is_async;              /* audit.durability: async (answer before the commit) */
+    size_t queue_max;           /* records waiting for the writer; default 65536 */
+    uint32_t batch_max;         /* records per transaction; default 256 */
     audit_outbox_fn *on_outbox; /* may be NULL */
     void *on_outbox_arg;
     audit_quota_fn *quota_check; /* may be NULL: no limits */
@@ -225,9 +225,9 @@ struct audit_exc_filter {
     const char *state; /* pending | approved | denied | expired | revoked; NULL: any */
     const char *team;
     const char *service;
-    const char *policy;          /* exceptions naming this policy id */
-    int64_t expiring_before_ms;  /* approved ones whose expiry is before this; 0: off */
-    size_t limit;                /* 0: 1000 */
+    const char *policy;         /* exceptions naming this policy id */
+    int64_t expiring_before_ms; /* approved ones whose expiry is before this; 0: off */
+    size_t limit;               /* 0: 1000 */
 };
 
 /* The exceptions matching 'f', newest first, as a JSON array of objects: id, team,
@@ -266,8 +266,7 @@ pv_status audit_exceptions_approved(const char *path, struct audit_exc_set *out,
 /* Builds a set from what `paved exceptions list --format json` printed: a JSON array
  * of exception objects, or {"exceptions": [...]} (borrowed). Keeps the approved ones.
  * Returns PV_EINVAL naming the entry that is malformed. */
-pv_status audit_exc_set_from_json(const cJSON *doc, struct audit_exc_set *out,
-                                  struct pv_err *err);
+pv_status audit_exc_set_from_json(const cJSON *doc, struct audit_exc_set *out, struct pv_err *err);
 
 void audit_exc_set_fini(struct audit_exc_set *s);
 
@@ -303,8 +302,34 @@ const struct audit_bg *audit_bg_match(const struct audit_bg_set *s, const char *
 
 /* Every break-glass window, newest first, as a JSON array ({id, started_by, reason,
  * namespaces, teams, started_ms, ends_ms, ended_ms, ended_by, active}). */
-pv_status audit_breakglass_list(const char *path, int64_t now_ms, cJSON **out,
-                                struct pv_err *err);
+pv_status audit_breakglass_list(const char *path, int64_t now_ms, cJSON **out, struct pv_err *err);
+
+/* ---- The quota ledger and costs (audit/ledger.c; read-only) ---- */
+
+/* What 'team' holds now, summed over its ledger rows. */
+pv_status audit_team_usage(const char *path, const char *team, struct audit_usage *out,
+                           struct pv_err *err);
+
+enum audit_cost_group {
+    AUDIT_COST_BY_TEAM = 0,
+    AUDIT_COST_BY_SERVICE,
+    AUDIT_COST_BY_COST_CENTER,
+};
+
+struct audit_cost_filter {
+    const char *team; /* NULL: every team */
+    int64_t since_ms; /* window of the "admitted" part */
+    int64_t until_ms; /* 0: now */
+    enum audit_cost_group group_by;
+};
+
+/* {"group_by", "current": [{<group>, objects, cpu_millis, memory_bytes, storage_bytes,
+ * environments, monthly_cost}] (the ledger: what is admitted now), "admitted":
+ * [{<group>, decisions, monthly_cost_of_objects, monthly_cost_added}] (the allowed
+ * decisions of the window)}, most expensive first. Caller frees. */
+pv_status audit_costs(const char *path, const struct audit_cost_filter *f, cJSON **out,
+                      struct pv_err *err);
+const char *audit_cost_group_name(enum audit_cost_group g);
 
 struct audit_verify_result {
     uint64_t rows; /* rows checked */

@@ -17,7 +17,7 @@
 
 /* Columns of `exceptions` in the order exc_json reads them. */
 #define EXC_COLUMNS                                                                                \
-    "id, team, service, namespace, policies, justification, ticket, requested_by, "               \
+    "id, team, service, namespace, policies, justification, ticket, requested_by, "                \
     "requested_ms, duration_s, state, is_self_service, decided_by, decided_ms, reason, "           \
     "expires_ms, ended_ms, reminded_ms"
 
@@ -39,12 +39,12 @@ void audit_new_exception_id(char out[AUDIT_EXC_ID_LEN + 1], bool is_breakglass)
 
     audit_new_id(id); /* "dec-" + 26 time-ordered characters */
     {
-    const char *prefix = is_breakglass ? "BG-" : "EXC-";
-    size_t n = strlen(prefix);
+        const char *prefix = is_breakglass ? "BG-" : "EXC-";
+        size_t n = strlen(prefix);
 
-    memcpy(out, prefix, n);
-    memcpy(out + n, id + 4, 26);
-    out[n + 26] = '\0';
+        memcpy(out, prefix, n);
+        memcpy(out + n, id + 4, 26);
+        out[n + 26] = '\0';
     }
 }
 
@@ -195,8 +195,8 @@ static char *policy_list_text(const cJSON *policies, char *buf, size_t cap)
     cJSON_ArrayForEach(p, policies)
     {
         if (cJSON_IsString(p) && len + 2 < cap)
-            len += (size_t)snprintf(buf + len, cap - len, "%s%s", len > 0 ? ", " : "",
-                                    p->valuestring);
+            len +=
+                (size_t)snprintf(buf + len, cap - len, "%s%s", len > 0 ? ", " : "", p->valuestring);
         if (len >= cap)
             len = cap - 1;
     }
@@ -449,8 +449,8 @@ static void exc_summary(const struct audit_record *rec, const cJSON *x, const ch
         snprintf(buf, cap, "exception %s for %s/%s from %s approved by %s until %s", id, who, svc,
                  pol, json_str(x, "decided_by", NULL), until);
     else if (strcmp(event, "exception.denied") == 0)
-        snprintf(buf, cap, "exception %s for %s/%s from %s denied by %s: %.200s", id, who, svc,
-                 pol, rec->actor, json_str(x, "reason", NULL) ? json_str(x, "reason", NULL) : "");
+        snprintf(buf, cap, "exception %s for %s/%s from %s denied by %s: %.200s", id, who, svc, pol,
+                 rec->actor, json_str(x, "reason", NULL) ? json_str(x, "reason", NULL) : "");
     else if (strcmp(event, "exception.revoked") == 0)
         snprintf(buf, cap, "exception %s for %s/%s from %s revoked by %s", id, who, svc, pol,
                  rec->actor);
@@ -462,8 +462,8 @@ static void exc_summary(const struct audit_record *rec, const cJSON *x, const ch
                  until);
 }
 
-static void bg_summary(const struct audit_record *rec, const cJSON *x, const char *event,
-                       char *buf, size_t cap)
+static void bg_summary(const struct audit_record *rec, const cJSON *x, const char *event, char *buf,
+                       size_t cap)
 {
     char *ns = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(x, "namespaces"));
     char *teams = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(x, "teams"));
@@ -481,8 +481,7 @@ static void bg_summary(const struct audit_record *rec, const cJSON *x, const cha
     free(teams);
 }
 
-pv_status exc_apply(sqlite3 *db, struct audit_record *rec, struct exc_event *ev,
-                    struct pv_err *err)
+pv_status exc_apply(sqlite3 *db, struct audit_record *rec, struct exc_event *ev, struct pv_err *err)
 {
     bool is_bg = rec->op == AUDIT_OP_BG_START || rec->op == AUDIT_OP_BG_END;
     const char *id = json_str(rec->op_args, "id", NULL);
@@ -514,9 +513,9 @@ pv_status exc_apply(sqlite3 *db, struct audit_record *rec, struct exc_event *ev,
     if (rc)
         goto done;
 
-    snprintf(ev->name, sizeof(ev->name), "%s",
-             event_name(rec->op, cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(after,
-                                                                                "self_service"))));
+    snprintf(
+        ev->name, sizeof(ev->name), "%s",
+        event_name(rec->op, cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(after, "self_service"))));
     if (is_bg) {
         const cJSON *teams = cJSON_GetObjectItemCaseSensitive(after, "teams");
 
@@ -694,16 +693,15 @@ static pv_status set_add(struct audit_exc_set *s, const cJSON *x, const char *wh
     e->id = xstrdup(json_str(x, "id", NULL));
     e->team = xstrdup(json_str(x, "team", NULL));
     e->service = xstrdup(json_str(x, "service", NULL));
-    e->namespace = json_str(x, "namespace", NULL) != NULL ? xstrdup(json_str(x, "namespace", NULL))
-                                                          : NULL;
+    e->namespace =
+        json_str(x, "namespace", NULL) != NULL ? xstrdup(json_str(x, "namespace", NULL)) : NULL;
     e->policies = string_array(pol, &e->n_policies);
     e->expires_ms = (int64_t)exp->valuedouble;
     e->is_reminded = cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(x, "reminded_ms"));
     return PV_OK;
 }
 
-pv_status audit_exceptions_approved(const char *path, struct audit_exc_set *out,
-                                    struct pv_err *err)
+pv_status audit_exceptions_approved(const char *path, struct audit_exc_set *out, struct pv_err *err)
 {
     struct audit_exc_filter f = {0};
     struct audit_exc_set s = {0};
@@ -731,11 +729,10 @@ pv_status audit_exceptions_approved(const char *path, struct audit_exc_set *out,
     return PV_OK;
 }
 
-pv_status audit_exc_set_from_json(const cJSON *doc, struct audit_exc_set *out,
-                                  struct pv_err *err)
+pv_status audit_exc_set_from_json(const cJSON *doc, struct audit_exc_set *out, struct pv_err *err)
 {
-    const cJSON *arr = cJSON_IsObject(doc) ? cJSON_GetObjectItemCaseSensitive(doc, "exceptions")
-                                           : doc;
+    const cJSON *arr =
+        cJSON_IsObject(doc) ? cJSON_GetObjectItemCaseSensitive(doc, "exceptions") : doc;
     struct audit_exc_set s = {0};
     const cJSON *x;
     size_t i = 0;
@@ -839,8 +836,7 @@ done:
     return rc;
 }
 
-pv_status audit_breakglass_list(const char *path, int64_t now_ms, cJSON **out,
-                                struct pv_err *err)
+pv_status audit_breakglass_list(const char *path, int64_t now_ms, cJSON **out, struct pv_err *err)
 {
     return bg_select(path, "", now_ms, out, err);
 }

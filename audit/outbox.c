@@ -237,10 +237,9 @@ pv_status audit_outbox_delivered(struct audit_outbox *o, int64_t id, int64_t now
     return step_done(o, o->delivered, err);
 }
 
-pv_status audit_outbox_failed(struct audit_outbox *o, int64_t id, int64_t now_ms, int http_status,
+pv_status audit_outbox_failed(struct audit_outbox *o, int64_t id, int http_status,
                               const char *error, int64_t next_ms, struct pv_err *err)
 {
-    (void)now_ms; /* the row keeps no time of its last attempt; next_ms says enough */
     sqlite3_bind_int64(o->failed, 1, id);
     if (http_status > 0)
         sqlite3_bind_int(o->failed, 2, http_status);

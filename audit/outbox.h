@@ -37,22 +37,23 @@ struct outbox_counts {
 struct audit_outbox;
 
 /* Opens its own read-write connection to the store at 'path' (borrowed), which must
- * exist with the current schema (audit_open creates it). WAL lets it write beside the
- * audit writer; the busy timeout of schema_open_rw covers the moments they collide.
- * On success *out is the handle (close with audit_outbox_close). Returns PV_ENOENT when
- * 'path' does not exist, PV_EIO with SQLite's message when it cannot be opened or is not
- * a paved store of this version. The handle may be used by one thread at a time. */
+ * exist and hold the outbox (audit_open creates and migrates it). WAL lets it write
+ * beside the audit writer; the busy timeout of schema_open_rw covers the moments they
+ * collide. On success *out is the handle (close with audit_outbox_close). Returns
+ * PV_ENOENT when 'path' does not exist, PV_EIO with SQLite's message when it cannot be
+ * opened or is not a paved store with an outbox. Use a handle from one thread at a
+ * time. */
 pv_status audit_outbox_open(struct audit_outbox **out, const char *path, struct pv_err *err);
 
 /* Closes the connection and frees 'o' (takes it). audit_outbox_close(NULL) does nothing. */
 void audit_outbox_close(struct audit_outbox *o);
 
-/* Claims up to 'limit' pending rows whose next_ms <= 'now_ms', earliest due first, and
- * pushes their next_ms to 'now_ms' + 'lease_ms' in the same statement, so neither this
- * process's next poll nor another process reading the same store starts a second
- * transfer of a row while one is in flight. A deliverer that dies before recording the
- * outcome leaves the row pending: it is due again once the lease has passed (the
- * message goes out twice at worst; receivers dedupe on the id). On success *out holds
+/* Claims up to 'limit' pending rows whose next_ms <= 'now_ms' (the longest overdue
+ * ones when more are due), returned oldest (lowest id) first, and pushes their next_ms to 'now_ms'
+ * + 'lease_ms' in the same statement, so neither this process's next poll nor another process
+ * reading the same store starts a second transfer of a row while one is in flight. A deliverer that
+ * dies before recording the outcome leaves the row pending: it is due again once the lease has
+ * passed (the message goes out twice at worst; receivers dedupe on the id). On success *out holds
  * *n_out messages (*out is NULL when none are due); the caller frees the array with
  * audit_outbox_msgs_free. Returns PV_EIO with SQLite's message. */
 pv_status audit_outbox_claim(struct audit_outbox *o, int64_t now_ms, int64_t lease_ms, size_t limit,
@@ -62,9 +63,8 @@ pv_status audit_outbox_claim(struct audit_outbox *o, int64_t now_ms, int64_t lea
 void audit_outbox_msgs_free(struct outbox_msg *msgs, size_t n);
 
 /* Records that row 'id' was delivered at 'now_ms' with answer 'http_status': state
- * delivered, attempts + 1, last_status, delivered_ms. Returns PV_OK (also when the row
- * is gone or no longer pending: an operator may have retried it meanwhile), PV_EIO with
- * SQLite's message. */
+ * delivered, attempts + 1, last_status, delivered_ms. Returns PV_OK (when the row is gone
+ * or no longer pending nothing changes), PV_EIO with SQLite's message. */
 pv_status audit_outbox_delivered(struct audit_outbox *o, int64_t id, int64_t now_ms,
                                  int http_status, struct pv_err *err);
 
@@ -72,7 +72,7 @@ pv_status audit_outbox_delivered(struct audit_outbox *o, int64_t id, int64_t now
  * HTTP answer, stored as NULL), last_error 'error' (borrowed; cut at OUTBOX_ERROR_MAX
  * bytes), and either next_ms = 'next_ms' or, when 'next_ms' is negative, state dead.
  * Returns PV_OK (also when the row is no longer pending), PV_EIO with SQLite's message. */
-pv_status audit_outbox_failed(struct audit_outbox *o, int64_t id, int64_t now_ms, int http_status,
+pv_status audit_outbox_failed(struct audit_outbox *o, int64_t id, int http_status,
                               const char *error, int64_t next_ms, struct pv_err *err);
 
 /* Gives back the lease of a claimed row without counting an attempt (a transfer

@@ -20,10 +20,10 @@ enum {
 };
 
 static const char *const col_names[SCHEMA_DECISION_NCOLUMNS] = {
-    "rowid",     "id",        "time_ms", "source",     "request_uid",   "kind",
-    "operation", "team",      "service", "namespace",  "resource_kind", "resource_name",
-    "actor",     "decision",  "path",    "violations", "bundle_hash",   "latency_us",
-    "dry_run",   "details",   "prev_hash", "hash",
+    "rowid",     "id",       "time_ms",   "source",     "request_uid",   "kind",
+    "operation", "team",     "service",   "namespace",  "resource_kind", "resource_name",
+    "actor",     "decision", "path",      "violations", "bundle_hash",   "latency_us",
+    "dry_run",   "details",  "prev_hash", "hash",
 };
 
 static pv_status db_fail(sqlite3 *db, const char *path, struct pv_err *err)

@@ -83,8 +83,9 @@ struct audit_report_opts {
  * teams, sorted.
  *
  * Returns PV_EINVAL when until_ms <= since_ms or a limit is negative, PV_ENOENT when
- * 'path' does not exist, PV_EIO (with SQLite's message) when it cannot be read or is
- * not a paved audit store. Thread-safe (its own connection). */
+ * 'path' does not exist, PV_EIO (with SQLite's message) when it cannot be read, is
+ * not a paved audit store, or is of schema 1 (before exceptions). Thread-safe (its own connection).
+ */
 pv_status audit_report(const char *path, const struct audit_report_opts *o, cJSON **out,
                        struct pv_err *err);
 

@@ -120,6 +120,8 @@ static const char *const migrations[SCHEMA_VERSION] = {
     " decision_id TEXT NOT NULL"
     ") STRICT;"
     "CREATE INDEX ledger_team ON ledger(team);"
+    /* Covers the adoption report's per-service scan (audit/report.c). */
+    "CREATE INDEX decisions_adoption ON decisions(service, time_ms, team, kind, dry_run, path);"
     "CREATE TABLE credentials ("
     " jti TEXT PRIMARY KEY,"
     " decision_id TEXT NOT NULL,"

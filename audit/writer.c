@@ -60,7 +60,7 @@ struct audit {
     sqlite3_stmt *st_outbox;
     char last_hash[CHAIN_HASH_HEX_LEN + 1]; /* hash of the last committed row */
     int64_t last_rowid;
-    struct item *batch; /* batch_max items */
+    struct item *batch;           /* batch_max items */
     char (*msgs)[PV_ERR_MSG_MAX]; /* batch_max messages: why a record was refused */
     bool has_new_outbox;          /* the open transaction put messages in the outbox */
     audit_outbox_fn *on_outbox;
@@ -499,8 +499,8 @@ static pv_status outbox_put(struct audit *a, const struct audit_record *r, const
 
     cJSON_ArrayForEach(route, routes)
     {
-        const char *endpoint = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(route,
-                                                                                     "endpoint"));
+        const char *endpoint =
+            cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(route, "endpoint"));
         sqlite3_stmt *st = a->st_outbox;
         int src;
 
@@ -852,8 +852,10 @@ static pv_status insert_row(struct audit *a, struct item *it, int64_t rowid, con
             return pv_err_set(err, PV_EIO, "insert policies of %s: %s", r->id,
                               sqlite3_errmsg(a->db));
     }
-    /* Services are first seen at decisions, not at mutations or events. */
-    if (r->service != NULL && is_decision_kind(r->kind)) {
+    /* Services are first seen at deploy and provision decisions, not at mutations,
+     * credentials or events (the adoption report counts those). */
+    if (r->service != NULL &&
+        (strcmp(r->kind, "deploy") == 0 || strcmp(r->kind, "provision") == 0)) {
         st = a->st_service;
         bind_text(st, 1, r->team);
         bind_text(st, 2, r->service);

@@ -8,6 +8,7 @@
 #include <lauxlib.h>
 
 #include "convert.h"
+#include "vm.h"
 
 #define REGEX_CACHE_MAX 512
 #define REGEX_MATCH_LIMIT 1000000u
@@ -190,17 +191,60 @@ static int l_where(lua_State *L)
     return 1;
 }
 
+static const char JSON_MT[] = "paved.json";
+
+static int json_gc(lua_State *L)
+{
+    cJSON **j = luaL_checkudata(L, 1, JSON_MT);
+
+    cJSON_Delete(*j);
+    *j = NULL;
+    return 0;
+}
+
+/* paved.quota(team) -> table|nil  [-0, +1, e] */
+static int l_quota(lua_State *L)
+{
+    const char *team = luaL_checkstring(L, 1);
+    const struct vm_host *h;
+    cJSON **box;
+
+    lua_getfield(L, LUA_REGISTRYINDEX, API_HOST_KEY);
+    h = lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    if (h == NULL || h->quota == NULL) {
+        lua_pushnil(L);
+        return 1;
+    }
+    /* The answer is owned by a userdata, so a conversion that raises cannot leak it. */
+    box = lua_newuserdatauv(L, sizeof(*box), 0);
+    *box = NULL;
+    luaL_setmetatable(L, JSON_MT);
+    *box = h->quota(h->arg, team);
+    if (*box == NULL) {
+        lua_pushnil(L);
+        return 1;
+    }
+    convert_push(L, *box);
+    cJSON_Delete(*box);
+    *box = NULL;
+    return 1;
+}
+
 void api_push(lua_State *L)
 {
     static const luaL_Reg fns[] = {
-        {"where", l_where},
-        {"regex", l_regex},
-        {"regex_match", l_regex_match},
+        {"quota", l_quota}, {"where", l_where}, {"regex", l_regex}, {"regex_match", l_regex_match},
         {NULL, NULL},
     };
 
     if (luaL_newmetatable(L, CODE_MT)) {
         lua_pushcfunction(L, regex_gc);
+        lua_setfield(L, -2, "__gc");
+    }
+    lua_pop(L, 1);
+    if (luaL_newmetatable(L, JSON_MT)) {
+        lua_pushcfunction(L, json_gc);
         lua_setfield(L, -2, "__gc");
     }
     lua_pop(L, 1);

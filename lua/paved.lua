@@ -221,6 +221,13 @@ M.regex = c.regex
 -- of strings: Lua patterns (string.match and friends) are not available to them.
 M.regex_match = c.regex_match
 
+-- paved.quota(team) -> table|nil: what 'team' may hold and holds now, as the
+-- server's ledger says: { team=, limits={cpu_millis=, memory_bytes=,
+-- storage_bytes=, environments=, monthly_cost=}, used={...}, remaining={...},
+-- currency= } (a limit of -1 is none); nil where no ledger is available (paved
+-- check and paved test run without one).
+M.quota = c.quota
+
 -- ---- Pod-bearing objects ----
 
 -- paved.POD_KINDS: the kinds that carry a pod spec (Pod, the controllers and

@@ -53,6 +53,7 @@ struct vm {
     volatile sig_atomic_t is_hooked; /* the count hook is set (also by the timer signal) */
     struct vm_policy *policies;
     size_t n_policies;
+    struct vm_host host; /* its address is in the registry (API_HOST_KEY) */
 };
 
 static uint64_t now_ns(void)
@@ -740,6 +741,16 @@ static void free_snapshots(struct vm *vm)
         cJSON_Delete(vm->params_snap[i]);
     free(vm->params_snap);
     vm->params_snap = NULL;
+}
+
+void vm_set_host(struct vm *vm, const struct vm_host *h)
+{
+    if (h != NULL)
+        vm->host = *h;
+    else
+        memset(&vm->host, 0, sizeof(vm->host));
+    lua_pushlightuserdata(vm->L, &vm->host);
+    lua_setfield(vm->L, LUA_REGISTRYINDEX, API_HOST_KEY);
 }
 
 void vm_free(struct vm *vm)

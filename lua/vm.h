@@ -82,6 +82,15 @@ struct vm_result {
     uint64_t elapsed_ns;
 };
 
+/* What a vm may ask of its host (the server), given once with vm_set_host: lower code
+ * gets callbacks rather than reaching up. */
+struct vm_host {
+    /* The quota of 'team' as JSON (caller frees), or NULL when there is none. Called on
+     * the vm's thread while a policy runs; must not call back into the vm. */
+    cJSON *(*quota)(void *arg, const char *team);
+    void *arg;
+};
+
 struct vm;
 
 /* Creates a sandboxed state and loads the bundled modules ('modules': lua/paved.lua
@@ -92,6 +101,9 @@ struct vm;
 pv_status vm_new(struct vm **out, const struct vm_limits *lim, const struct vm_source *modules,
                  size_t n_modules, const struct vm_source *policies, size_t n_policies,
                  struct pv_err *err);
+
+/* Sets the host callbacks (copied; 'h' NULL removes them). */
+void vm_set_host(struct vm *vm, const struct vm_host *h);
 
 /* Frees 'vm' and everything it owns. vm_free(NULL) does nothing. */
 void vm_free(struct vm *vm);

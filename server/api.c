@@ -14,8 +14,8 @@
 #include "log.h"
 #include "xalloc.h"
 
-#define FIELD_MAX 253        /* team, service, namespace, policy ids (DNS-label sized) */
-#define TEXT_MAX 2000        /* justification, reason */
+#define FIELD_MAX 253 /* team, service, namespace, policy ids (DNS-label sized) */
+#define TEXT_MAX 2000 /* justification, reason */
 #define TICKET_MAX 500
 #define POLICIES_MAX 32
 #define LIST_LIMIT_MAX 10000
@@ -156,9 +156,8 @@ static const char *str_field(const cJSON *body, const char *k, size_t max, bool 
 
 static void exc_request(const struct api_call *c, struct api_answer *out)
 {
-    static const char *const keys[] = {"team",          "service", "namespace", "policies",
-                                       "policy",        "duration", "ticket",   "justification",
-                                       NULL};
+    static const char *const keys[] = {"team",     "service", "namespace",     "policies", "policy",
+                                       "duration", "ticket",  "justification", NULL};
     cJSON *body = cJSON_ParseWithLength(c->body, c->len);
     cJSON *policies = cJSON_CreateArray();
     cJSON *args = NULL;
@@ -180,15 +179,17 @@ static void exc_request(const struct api_call *c, struct api_answer *out)
     cJSON *x = NULL;
 
     if (!has_role(c->tok, ROLE_CI, ROLE_APPROVER) && c->tok->role != ROLE_ADMIN) {
-        answer_error(out, 403, "token %s has the role %s; requesting an exception needs ci, "
-                               "approver or admin",
+        answer_error(out, 403,
+                     "token %s has the role %s; requesting an exception needs ci, "
+                     "approver or admin",
                      c->tok->name, config_role_name(c->tok->role));
         goto done;
     }
     if (!cJSON_IsObject(body)) {
-        answer_error(out, 400, "send a JSON object: {\"team\", \"service\", \"namespace\"?, "
-                               "\"policies\": [..], \"justification\", \"ticket\"?, "
-                               "\"duration\": \"7d\"}");
+        answer_error(out, 400,
+                     "send a JSON object: {\"team\", \"service\", \"namespace\"?, "
+                     "\"policies\": [..], \"justification\", \"ticket\"?, "
+                     "\"duration\": \"7d\"}");
         goto done;
     }
     if (!only_keys(body, keys, &bad)) {
@@ -214,8 +215,7 @@ static void exc_request(const struct api_call *c, struct api_answer *out)
     }
     plist = cJSON_GetObjectItemCaseSensitive(body, "policies");
     if (plist == NULL && cJSON_IsString(cJSON_GetObjectItemCaseSensitive(body, "policy"))) {
-        cJSON_AddItemToArray(policies,
-                             cJSON_CreateString(json_str(body, "policy", NULL)));
+        cJSON_AddItemToArray(policies, cJSON_CreateString(json_str(body, "policy", NULL)));
     } else if (cJSON_IsArray(plist) && cJSON_GetArraySize(plist) > 0 &&
                cJSON_GetArraySize(plist) <= POLICIES_MAX) {
         cJSON_ArrayForEach(p, plist)
@@ -239,8 +239,9 @@ static void exc_request(const struct api_call *c, struct api_answer *out)
         const struct vm_policy *vp = vm_policy_find(c->vm, p->valuestring);
 
         if (vp == NULL) {
-            answer_error(out, 422, "policy %.64s is not enforced by this server (see paved "
-                                   "policies and the config's bindings)",
+            answer_error(out, 422,
+                         "policy %.64s is not enforced by this server (see paved "
+                         "policies and the config's bindings)",
                          p->valuestring);
             goto done;
         }
@@ -287,8 +288,8 @@ static void exc_request(const struct api_call *c, struct api_answer *out)
                      err.msg);
         goto done;
     }
-    log_msg(LOG_INFO, "exceptions", "exception=%s requested_by=%s team=%s service=%s state=%s",
-            id, c->tok->name, team, service, json_str(x, "state", NULL));
+    log_msg(LOG_INFO, "exceptions", "exception=%s requested_by=%s team=%s service=%s state=%s", id,
+            c->tok->name, team, service, json_str(x, "state", NULL));
     answer_wrapped(out, 201, "exception", x);
 done:
     cJSON_Delete(policies);
@@ -396,8 +397,7 @@ static void exc_transition(const struct api_call *c, const char *id, const char 
     cJSON_AddStringToObject(args, "id", id);
     if (reason != NULL)
         cJSON_AddStringToObject(args, "reason", reason);
-    rc = api_submit_event(c->audit, op, args, c->tok->name, c->notify_routes, c->deadline_ns,
-                          &err);
+    rc = api_submit_event(c->audit, op, args, c->tok->name, c->notify_routes, c->deadline_ns, &err);
     if (rc) {
         answer_error(out, status_of(rc), "%s", err.msg);
         goto done;

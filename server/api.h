@@ -15,16 +15,16 @@ typedef const char *api_arg_fn(void *cls, const char *key);
 
 /* What one API call works with; everything borrowed for the call. */
 struct api_call {
-    struct audit *audit;          /* the store's writer */
-    const char *db_path;          /* for reads */
-    const struct config *cfg;     /* the snapshot's config */
-    struct vm *vm;                /* the calling thread's vm: the bound policies */
-    const struct cfg_token *tok;  /* the authenticated caller */
-    const char *notify_routes;    /* the snapshot's outbox routes (JSON text) or NULL */
-    uint64_t deadline_ns;         /* CLOCK_MONOTONIC deadline of the audit commit */
-    const char *method;           /* "GET" or "POST" */
-    const char *rest;             /* the path after "/v1/exceptions" or "/v1/breakglass" */
-    const char *body;             /* the request body, 'len' bytes (NUL-terminated) */
+    struct audit *audit;         /* the store's writer */
+    const char *db_path;         /* for reads */
+    const struct config *cfg;    /* the snapshot's config */
+    struct vm *vm;               /* the calling thread's vm: the bound policies */
+    const struct cfg_token *tok; /* the authenticated caller */
+    const char *notify_routes;   /* the snapshot's outbox routes (JSON text) or NULL */
+    uint64_t deadline_ns;        /* CLOCK_MONOTONIC deadline of the audit commit */
+    const char *method;          /* "GET" or "POST" */
+    const char *rest;            /* the path after "/v1/exceptions" or "/v1/breakglass" */
+    const char *body;            /* the request body, 'len' bytes (NUL-terminated) */
     size_t len;
     api_arg_fn *arg;
     void *arg_cls;

@@ -367,6 +367,7 @@ static void print_table(const cJSON *arr)
 
 /* ---- Report output ---- */
 
+/* The number o[name] as an integer, or 0 when missing. */
 static long long num_field(const cJSON *o, const char *name)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
@@ -385,6 +386,7 @@ static void percent(const cJSON *o, const char *name, char *buf, size_t cap)
         snprintf(buf, cap, "-");
 }
 
+/* The FLAG column of period 'p': "merit", "policy" or "-". */
 static const char *flag_text(const cJSON *p)
 {
     if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(p, "winning_on_merit")))
@@ -446,6 +448,8 @@ static void report_rows(int team_w, const char *team, const cJSON *entry, bool i
         report_row(team_w, team, "total", cJSON_GetObjectItemCaseSensitive(entry, "total"));
 }
 
+/* Prints the report document 'doc' (borrowed) for a person: a row per team and period,
+ * the all-teams rows, the top exception policies and the expiring exceptions. */
 static void print_report_table(const cJSON *doc)
 {
     const cJSON *teams = cJSON_GetObjectItemCaseSensitive(doc, "teams");
@@ -535,6 +539,7 @@ static void csv_field(const char *s)
     putchar('"');
 }
 
+/* Writes ",<ratio>" with four decimals, or "," when it is null. */
 static void csv_ratio(const cJSON *p, const char *name)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(p, name);
@@ -545,6 +550,8 @@ static void csv_ratio(const cJSON *p, const char *name)
         fputs(",", stdout);
 }
 
+/* Prints a header line, then one row per team and period of 'doc' (borrowed); the
+ * totals are left to the reader (the counts add up; the ratios follow from them). */
 static void print_report_csv(const cJSON *doc)
 {
     const cJSON *team;
@@ -897,6 +904,7 @@ static bool parse_count(const char *s, long min, long max, int *out)
     return true;
 }
 
+/* `paved audit report`: see usage_report. Returns the exit status. */
 static int run_report(int argc, char **argv)
 {
     static const struct option longopts[] = {

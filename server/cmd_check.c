@@ -311,8 +311,9 @@ static pv_status load_exceptions(const char *path, struct audit_exc_set *out)
     doc = cJSON_ParseWithLength(text, len);
     free(text);
     if (doc == NULL) {
-        fprintf(stderr, "paved check: --exceptions %s: not JSON (write it with paved exceptions "
-                        "list --format json)\n",
+        fprintf(stderr,
+                "paved check: --exceptions %s: not JSON (write it with paved exceptions "
+                "list --format json)\n",
                 path);
         return PV_EPARSE;
     }

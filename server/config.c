@@ -554,10 +554,9 @@ const struct cfg_token *config_find_token(const struct config *cfg, const char *
 pv_status config_parse(struct config **out, const char *text, size_t len, const char *name,
                        struct pv_err *err)
 {
-    static const char *const keys[] = {"bindings", "policies_dir", "policy_limits", "server",
-                                       "audit",    "tokens",       "subject",       "exceptions",
-                                       "breakglass", "notifications", "credentials", "quotas",
-                                       "prices", NULL};
+    static const char *const keys[] = {
+        "bindings",   "policies_dir", "policy_limits", "server",      "audit",  "tokens", "subject",
+        "exceptions", "breakglass",   "notifications", "credentials", "quotas", "prices", NULL};
     struct config *cfg = xcalloc(1, sizeof(*cfg));
     const cJSON *v;
     pv_status rc;

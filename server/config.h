@@ -83,9 +83,9 @@ struct cfg_breakglass {
 
 /* One outbound notification endpoint (`notifications.endpoints[]`). */
 struct cfg_endpoint {
-    const char *name;     /* unique; the outbox names endpoints by it */
-    const char *url;      /* https:// (http:// only with allow_http) */
-    char *secret;         /* HMAC-SHA256 key, owned; wiped by config_free */
+    const char *name; /* unique; the outbox names endpoints by it */
+    const char *url;  /* https:// (http:// only with allow_http) */
+    char *secret;     /* HMAC-SHA256 key, owned; wiped by config_free */
     size_t secret_len;
     const cJSON *events;   /* array of event names or "prefix.*" globs; NULL: every event */
     const cJSON *policies; /* policy ids whose denials are sent (decision.denied); NULL: none */
@@ -119,33 +119,33 @@ struct cfg_oidc_issuer {
 
 /* The `credentials:` section: paved as a short-lived credential issuer. */
 struct cfg_credentials {
-    const char *issuer;   /* `iss` of the tokens paved mints; default "paved" */
-    const char *keys_dir; /* signing keys (paved keys rotate); default "keys" */
-    int64_t max_ttl_s;    /* hard cap of a minted token's lifetime; default 3600 */
-    int64_t leeway_s;     /* clock skew allowed on exp/nbf/iat; default 60 */
-    int64_t jwks_cache_s; /* how long a fetched JWKS is used; default 300 */
+    const char *issuer;              /* `iss` of the tokens paved mints; default "paved" */
+    const char *keys_dir;            /* signing keys (paved keys rotate); default "keys" */
+    int64_t max_ttl_s;               /* hard cap of a minted token's lifetime; default 3600 */
+    int64_t leeway_s;                /* clock skew allowed on exp/nbf/iat; default 60 */
+    int64_t jwks_cache_s;            /* how long a fetched JWKS is used; default 300 */
     struct cfg_oidc_issuer *issuers; /* owned array */
     size_t n_issuers;
 };
 
 /* Per-team limits (`quotas:`); a negative value means no limit. */
 struct cfg_quota {
-    const char *team;           /* "*" is the default for teams not listed */
-    int64_t cpu_millis;         /* cpu requests, in millicores */
-    int64_t memory_bytes;       /* memory requests */
-    int64_t storage_bytes;      /* PersistentVolumeClaim requests */
-    int64_t environments;       /* provisioned environments */
-    double monthly_cost;        /* estimated monthly cost, in the price table's currency */
+    const char *team;      /* "*" is the default for teams not listed */
+    int64_t cpu_millis;    /* cpu requests, in millicores */
+    int64_t memory_bytes;  /* memory requests */
+    int64_t storage_bytes; /* PersistentVolumeClaim requests */
+    int64_t environments;  /* provisioned environments */
+    double monthly_cost;   /* estimated monthly cost, in the price table's currency */
 };
 
 /* The price table (`prices:`): what a month of each resource costs. */
 struct cfg_prices {
-    const char *currency;         /* default "USD" */
-    double cpu_hour;              /* one cpu for an hour */
-    double memory_gib_hour;       /* one GiB of memory for an hour */
-    double storage_gib_month;     /* one GiB of storage for a month */
-    double environment_month;     /* one provisioned environment for a month */
-    double hours_per_month;       /* default 730 */
+    const char *currency;     /* default "USD" */
+    double cpu_hour;          /* one cpu for an hour */
+    double memory_gib_hour;   /* one GiB of memory for an hour */
+    double storage_gib_month; /* one GiB of storage for a month */
+    double environment_month; /* one provisioned environment for a month */
+    double hours_per_month;   /* default 730 */
 };
 
 struct config {

@@ -380,8 +380,8 @@ void decide_apply_exceptions(struct decision *d, const struct pv_request *req,
     d->is_allowed = d->n_deny == 0;
 }
 
-void decide_exception_hint(const struct vm_policy *policy, const struct pv_request *req,
-                           char *buf, size_t cap)
+void decide_exception_hint(const struct vm_policy *policy, const struct pv_request *req, char *buf,
+                           size_t cap)
 {
     const char *team = json_str(req->subject, "team", NULL);
     const char *service = json_str(req->subject, "service", NULL);

@@ -23,12 +23,12 @@ enum decide_path {
 
 /* One binding's part in a decision. */
 struct decide_item {
-    const struct cfg_binding *binding; /* borrowed from the config */
-    const struct vm_policy *policy;    /* borrowed from the vm */
-    enum vm_enforcement enforcement;   /* effective at this entry point */
-    bool is_violated;                  /* violations, or an error its on_error denies */
-    bool is_covered;                   /* violated, but an active exception allows it */
-    bool is_breakglass;                /* a denial a break-glass window made a warning */
+    const struct cfg_binding *binding;       /* borrowed from the config */
+    const struct vm_policy *policy;          /* borrowed from the vm */
+    enum vm_enforcement enforcement;         /* effective at this entry point */
+    bool is_violated;                        /* violations, or an error its on_error denies */
+    bool is_covered;                         /* violated, but an active exception allows it */
+    bool is_breakglass;                      /* a denial a break-glass window made a warning */
     char exception_id[AUDIT_EXC_ID_LEN + 1]; /* is_covered: the exception */
     int64_t exception_until_ms;
     struct vm_result r;
@@ -80,8 +80,8 @@ void decide_apply_exceptions(struct decision *d, const struct pv_request *req,
 /* Writes to 'buf' what a denial of 'policy' tells a service team about leaving the
  * golden path: the exact `paved exceptions request` command for the request's team
  * and service, or that the policy allows no exceptions. */
-void decide_exception_hint(const struct vm_policy *policy, const struct pv_request *req,
-                           char *buf, size_t cap);
+void decide_exception_hint(const struct vm_policy *policy, const struct pv_request *req, char *buf,
+                           size_t cap);
 
 void decision_fini(struct decision *d);
 
@@ -98,9 +98,9 @@ const char *decide_outcome_name(enum vm_outcome o);
 
 /* Adds to 'obj' (borrowed) the arrays "violations" ({binding, policy, title,
  * enforcement, message} per finding of a violated binding, plus "exception" and
- * "exception_until" when an exception allowed it, "breakglass" when a window did) and "errors" ({binding,
- * policy, result, message, denies, enforcement} per failed policy): the findings as the JSON
- * output of paved check and the /v1/decide answer show them. */
+ * "exception_until" when an exception allowed it, "breakglass" when a window did) and "errors"
+ * ({binding, policy, result, message, denies, enforcement} per failed policy): the findings as the
+ * JSON output of paved check and the /v1/decide answer show them. */
 void decide_findings_json(const struct decision *d, cJSON *obj);
 const char *decide_enforcement_name(enum vm_enforcement e);
 

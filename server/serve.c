@@ -9,6 +9,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,6 +40,7 @@
 #include "jsonutil.h"
 #include "log.h"
 #include "notify.h"
+#include "report.h"
 #include "xalloc.h"
 
 #define TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
@@ -127,9 +129,13 @@ struct server {
     atomic_ulong n_reloads_failed;
     const char *db_path;
     pthread_mutex_t exc_mu;
-    struct exc_state *exc; /* guarded by exc_mu */
+    struct exc_state *exc;           /* guarded by exc_mu */
     _Atomic(struct notify *) notify; /* set once before serving, cleared after stopping */
     atomic_ulong n_exc_reload_failures;
+    atomic_ulong n_quota_denied;
+    pthread_mutex_t gauges_mu;
+    char *gauges;         /* guarded by gauges_mu: adoption and exception gauges for /metrics */
+    int64_t gauges_at_ms; /* guarded by gauges_mu */
     /* What reload() rebuilds from. */
     const char *config_path;
     const char *policies_dir;
@@ -456,8 +462,8 @@ static void push_line(char ***out, size_t *n, const char *line)
 /* Appends "binding (policy): message" lines of the given enforcement to a growable
  * list: each denial ends with how to ask for an exception; warnings include what an
  * exception or a break-glass window let through. */
-static void collect(const struct decision *d, const struct pv_request *req,
-                    enum vm_enforcement enf, char ***out, size_t *n)
+static void collect(const struct decision *d, const struct pv_request *req, enum vm_enforcement enf,
+                    char ***out, size_t *n)
 {
     for (size_t i = 0; i < d->n_items; i++) {
         const struct decide_item *it = &d->items[i];
@@ -685,6 +691,45 @@ static enum MHD_Result finish(struct MHD_Connection *c, struct req_ctx *r)
                 decide_path_name(r->d.path), (unsigned long long)((now_ns() - r->t0) / 1000));
         ret = respond(c, MHD_HTTP_OK, "application/json", r->ok_body);
         r->ok_body = NULL;
+    } else if (r->audit_rc == PV_EFULL) {
+        /* Recorded, as a denial: the writer found the team over its quota. */
+        r->d.is_allowed = false;
+        r->d.path = DECIDE_DENIED;
+        observe(srv, &r->d, r->t0);
+        atomic_fetch_add(&srv->n_quota_denied, 1);
+        log_msg(LOG_INFO, "decide",
+                "uid=%s decision=%s source=%s allowed=false path=denied quota=\"%s\"",
+                r->uid != NULL ? r->uid : "-", r->id, r->source, r->audit_msg);
+        if (r->uid != NULL) {
+            struct admission_resp resp = {0};
+            char msg[PV_ERR_MSG_MAX + 64];
+
+            snprintf(msg, sizeof(msg), "quota: %s", r->audit_msg);
+            resp.uid = r->uid;
+            resp.api_version = r->api_version;
+            resp.status_code = 403;
+            resp.message = msg;
+            resp.decision_id = r->id;
+            resp.path = "denied";
+            ret = respond(c, MHD_HTTP_OK, "application/json", admission_response_json(&resp));
+        } else {
+            cJSON *out = cJSON_CreateObject();
+            cJSON *v = cJSON_AddArrayToObject(out, "violations");
+            cJSON *x = cJSON_CreateObject();
+
+            cJSON_AddStringToObject(out, "decision_id", r->id);
+            cJSON_AddBoolToObject(out, "allowed", false);
+            cJSON_AddStringToObject(out, "path", "denied");
+            cJSON_AddStringToObject(x, "binding", "quota");
+            cJSON_AddStringToObject(x, "policy", "quota");
+            cJSON_AddStringToObject(x, "title", "Teams stay within their quotas");
+            cJSON_AddStringToObject(x, "enforcement", "deny");
+            cJSON_AddStringToObject(x, "message", r->audit_msg);
+            cJSON_AddItemToArray(v, x);
+            cJSON_AddArrayToObject(out, "errors");
+            ret = respond(c, MHD_HTTP_OK, "application/json", cJSON_PrintUnformatted(out));
+            cJSON_Delete(out);
+        }
     } else {
         /* Not recorded, so not decided: the API server applies its failurePolicy. */
         atomic_fetch_add(&srv->n_errors, 1);
@@ -1092,10 +1137,151 @@ done:
     return ret;
 }
 
+/* GET /v1/reports/adoption?since=30d&until=&team=&by=day|week|month */
+static enum MHD_Result handle_report(struct server *srv, struct MHD_Connection *c)
+{
+    struct snapshot *snap = snapshot_acquire(srv);
+    enum MHD_Result ret = MHD_NO;
+    struct audit_report_opts o = {0};
+    struct pv_err err = {0};
+    const char *since = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "since");
+    const char *until = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "until");
+    const char *by = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "by");
+    int64_t now = clock_wall_ms();
+    cJSON *doc = NULL;
+
+    if (authorize(c, snap->e.cfg, reader_roles, 3, &ret) == NULL)
+        goto done;
+    o.now_ms = now;
+    o.until_ms = now + 1;
+    o.since_ms = now - 30LL * 86400000;
+    if ((since != NULL && !cmd_audit_parse_time(since, now, &o.since_ms)) ||
+        (until != NULL && !cmd_audit_parse_time(until, now, &o.until_ms))) {
+        ret = respond_error(c, MHD_HTTP_BAD_REQUEST,
+                            "since/until take a duration (30d, 12h), a date or RFC 3339");
+        goto done;
+    }
+    if (by == NULL || strcmp(by, "none") == 0) {
+        o.by = AUDIT_REPORT_BY_NONE;
+    } else if (strcmp(by, "day") == 0) {
+        o.by = AUDIT_REPORT_BY_DAY;
+    } else if (strcmp(by, "week") == 0) {
+        o.by = AUDIT_REPORT_BY_WEEK;
+    } else if (strcmp(by, "month") == 0) {
+        o.by = AUDIT_REPORT_BY_MONTH;
+    } else {
+        ret = respond_error(c, MHD_HTTP_BAD_REQUEST, "by is one of none, day, week, month");
+        goto done;
+    }
+    o.team = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "team");
+    if (audit_report(srv->db_path, &o, &doc, &err)) {
+        ret = respond_error(
+            c, err.code == PV_EINVAL ? MHD_HTTP_BAD_REQUEST : MHD_HTTP_INTERNAL_SERVER_ERROR,
+            err.msg);
+        goto done;
+    }
+    ret = respond(c, MHD_HTTP_OK, "application/json", cJSON_PrintUnformatted(doc));
+    cJSON_Delete(doc);
+done:
+    snapshot_release(snap);
+    return ret;
+}
+
+static void gauge_line(char **b, size_t *len, size_t *cap, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void gauge_line(char **b, size_t *len, size_t *cap, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    for (;;) {
+        va_start(ap, fmt);
+        n = vsnprintf(*b + *len, *cap - *len, fmt, ap);
+        va_end(ap);
+        if (n >= 0 && (size_t)n < *cap - *len)
+            break;
+        *cap *= 2;
+        *b = xrealloc(*b, *cap);
+    }
+    *len += (size_t)n;
+}
+
+static void gauge_ratio(char **b, size_t *len, size_t *cap, const char *name, const char *team,
+                        const cJSON *v)
+{
+    if (cJSON_IsNumber(v))
+        gauge_line(b, len, cap, "%s{team=\"%s\"} %g\n", name, team, v->valuedouble);
+}
+
+/* Recomputes the adoption gauges from the last 30 days of the store, at most every
+ * 10 s (on the sweeper's thread: /metrics never waits for a report). */
+static void refresh_gauges(struct server *srv)
+{
+    struct audit_report_opts o = {0};
+    struct pv_err err = {0};
+    int64_t now = clock_wall_ms();
+    cJSON *doc = NULL;
+    const cJSON *t;
+    size_t cap = 4096;
+    size_t len = 0;
+    char *b;
+    char *old;
+
+    pthread_mutex_lock(&srv->gauges_mu);
+    if (srv->gauges != NULL && now - srv->gauges_at_ms < 10000 && now >= srv->gauges_at_ms) {
+        pthread_mutex_unlock(&srv->gauges_mu);
+        return;
+    }
+    pthread_mutex_unlock(&srv->gauges_mu);
+    o.now_ms = now;
+    o.until_ms = now + 1;
+    o.since_ms = now - 30LL * 86400000;
+    if (audit_report(srv->db_path, &o, &doc, &err)) {
+        log_msg(LOG_WARN, "serve", "adoption gauges: %s", err.msg);
+        return;
+    }
+    b = xmalloc(cap);
+    b[0] = '\0';
+    gauge_line(&b, &len, &cap,
+               "# HELP paved_adoption_headline_ratio (golden + exception) / decisions of new "
+               "services, last 30 days.\n# TYPE paved_adoption_headline_ratio gauge\n"
+               "# HELP paved_adoption_voluntary_ratio golden / (golden + exception) where an "
+               "exception was available, last 30 days.\n"
+               "# TYPE paved_adoption_voluntary_ratio gauge\n"
+               "# HELP paved_new_services New services seen in the last 30 days.\n"
+               "# TYPE paved_new_services gauge\n");
+    cJSON_ArrayForEach(t, cJSON_GetObjectItemCaseSensitive(doc, "teams"))
+    {
+        const char *team = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(t, "team"));
+        const cJSON *tot = cJSON_GetObjectItemCaseSensitive(t, "total");
+
+        if (team == NULL || strchr(team, '"') != NULL || strchr(team, '\\') != NULL)
+            continue;
+        gauge_ratio(&b, &len, &cap, "paved_adoption_headline_ratio", team,
+                    cJSON_GetObjectItemCaseSensitive(tot, "headline_adoption"));
+        gauge_ratio(&b, &len, &cap, "paved_adoption_voluntary_ratio", team,
+                    cJSON_GetObjectItemCaseSensitive(tot, "voluntary_adoption"));
+        gauge_ratio(&b, &len, &cap, "paved_new_services", team,
+                    cJSON_GetObjectItemCaseSensitive(tot, "new_services"));
+    }
+    gauge_line(&b, &len, &cap,
+               "# HELP paved_exceptions_expiring Approved exceptions expiring within 14 days.\n"
+               "# TYPE paved_exceptions_expiring gauge\npaved_exceptions_expiring %d\n",
+               cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(doc, "expiring")));
+    cJSON_Delete(doc);
+    pthread_mutex_lock(&srv->gauges_mu);
+    old = srv->gauges;
+    srv->gauges = b;
+    srv->gauges_at_ms = now;
+    pthread_mutex_unlock(&srv->gauges_mu);
+    free(old);
+}
+
 static enum MHD_Result handle_metrics(struct server *srv, struct MHD_Connection *c)
 {
-    static const char *const paths[DECIDE_N_PATHS] = {"golden", "exception", "off-road",
-                                                      "denied", "breakglass"};
+    static const char *const paths[DECIDE_N_PATHS] = {"golden", "exception", "off-road", "denied",
+                                                      "breakglass"};
     struct audit_stats st;
     size_t cap = 65536;
     size_t len = 0;
@@ -1167,6 +1353,46 @@ static enum MHD_Result handle_metrics(struct server *srv, struct MHD_Connection 
         "counter\n");
     OUT("paved_reloads_total{result=\"ok\"} %lu\n", atomic_load(&srv->n_reloads_ok));
     OUT("paved_reloads_total{result=\"rejected\"} %lu\n", atomic_load(&srv->n_reloads_failed));
+    {
+        struct exc_state *xs = exc_state_acquire(srv);
+        struct notify *n = atomic_load(&srv->notify);
+        int64_t now = clock_wall_ms();
+        size_t active = 0;
+        size_t windows = 0;
+
+        for (size_t i = 0; xs != NULL && i < xs->exc.n; i++)
+            active += xs->exc.items[i].expires_ms > now;
+        for (size_t i = 0; xs != NULL && i < xs->bg.n; i++)
+            windows += xs->bg.items[i].ends_ms > now;
+        exc_state_release(xs);
+        OUT("# HELP paved_exceptions_active Approved exceptions in force.\n"
+            "# TYPE paved_exceptions_active gauge\npaved_exceptions_active %zu\n",
+            active);
+        OUT("# HELP paved_breakglass_active Break-glass windows open now.\n"
+            "# TYPE paved_breakglass_active gauge\npaved_breakglass_active %zu\n",
+            windows);
+        OUT("# TYPE paved_quota_denied_total counter\npaved_quota_denied_total %lu\n",
+            atomic_load(&srv->n_quota_denied));
+        if (n != NULL) {
+            struct notify_stats ns;
+
+            notify_stats(n, &ns);
+            OUT("# HELP paved_notifications_total Outbound notifications by outcome.\n"
+                "# TYPE paved_notifications_total counter\n"
+                "paved_notifications_total{result=\"delivered\"} %llu\n"
+                "paved_notifications_total{result=\"failed_attempt\"} %llu\n"
+                "paved_notifications_total{result=\"dead\"} %llu\n",
+                (unsigned long long)ns.delivered, (unsigned long long)ns.failed,
+                (unsigned long long)ns.dead);
+            OUT("# TYPE paved_outbox_pending gauge\npaved_outbox_pending %lld\n"
+                "# TYPE paved_outbox_dead gauge\npaved_outbox_dead %lld\n",
+                (long long)ns.pending, (long long)ns.dead_stored);
+        }
+    }
+    pthread_mutex_lock(&srv->gauges_mu);
+    if (srv->gauges != NULL && len + strlen(srv->gauges) + 1 < cap)
+        OUT("%s", srv->gauges);
+    pthread_mutex_unlock(&srv->gauges_mu);
 #undef OUT
     return respond(c, MHD_HTTP_OK, "text/plain; version=0.0.4", b);
 }
@@ -1209,6 +1435,11 @@ static enum MHD_Result dispatch(struct server *srv, struct MHD_Connection *c, co
         if (!is_post)
             return respond_method(c, "POST");
         return handle_decide(srv, c, rc);
+    }
+    if (strcmp(url, "/v1/reports/adoption") == 0) {
+        if (!is_get)
+            return respond_method(c, "GET");
+        return handle_report(srv, c);
     }
     if (strncmp(url, "/v1/exceptions", 14) == 0 && (url[14] == '\0' || url[14] == '/'))
         return handle_api(srv, c, method, url + 14, rc, false);
@@ -1481,7 +1712,7 @@ static bool sweep_one(struct server *srv, const struct snapshot *snap, enum audi
         return false;
     }
     log_msg(LOG_INFO, "exceptions", "%s %s", id,
-            op == AUDIT_OP_EXC_EXPIRE    ? "expired"
+            op == AUDIT_OP_EXC_EXPIRE   ? "expired"
             : op == AUDIT_OP_EXC_REMIND ? "expiring: reminder sent"
                                         : "break-glass window ended");
     return true;
@@ -1727,6 +1958,7 @@ int cmd_serve(int argc, char **argv)
     pthread_mutex_init(&srv.mu, NULL);
     pthread_mutex_init(&srv.policy_mu, NULL);
     pthread_mutex_init(&srv.exc_mu, NULL);
+    pthread_mutex_init(&srv.gauges_mu, NULL);
     if (parse_listen(opts.listen, &ss, &ss_len, &err)) {
         fprintf(stderr, "paved serve: %s\n", err.msg);
         goto done;
@@ -1839,6 +2071,7 @@ int cmd_serve(int argc, char **argv)
                 /* A signal cuts the sleep short. */
                 sleep(1);
                 sweep(&srv);
+                refresh_gauges(&srv);
                 tls_now = file_stamp(opts.tls_cert) ^ (file_stamp(opts.tls_key) * 31);
                 if (!opts.is_insecure_http && (tls_now != tls_seen || reload_requested)) {
                     tls_seen = tls_now;
@@ -1894,6 +2127,8 @@ done:
     pthread_mutex_destroy(&srv.mu);
     pthread_mutex_destroy(&srv.policy_mu);
     pthread_mutex_destroy(&srv.exc_mu);
+    pthread_mutex_destroy(&srv.gauges_mu);
+    free(srv.gauges);
     for (size_t k = 0; k < srv.n_policy_counts; k++)
         free(srv.policy_counts[k].policy);
     free(srv.policy_counts);

@@ -226,7 +226,7 @@ static void record_failed(struct notify *n, int64_t id, const char *endpoint, co
     int attempts = attempts_before + 1;
     bool is_dead = is_final || attempts >= p->max_attempts;
     int64_t next_ms = is_dead ? -1 : now + backoff_ms(p, attempts);
-    pv_status rc = audit_outbox_failed(n->outbox, id, now, (int)status, error, next_ms, &err);
+    pv_status rc = audit_outbox_failed(n->outbox, id, (int)status, error, next_ms, &err);
 
     store_result(n, rc, &err);
     /* The retry may be due before the next regular poll. */

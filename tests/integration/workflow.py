@@ -509,6 +509,54 @@ def check_receiver_down(srv, rcv, res, ctx):
               else ["%d %s %s" % (p.returncode, it.clip(p.stdout), it.clip(p.stderr))])
 
 
+def check_report(srv, res, ctx):
+    name = "report: GET /v1/reports/adoption agrees with paved audit report --format json"
+    # Absolute bounds: the server's clock was moved forward by the clock checks.
+    r = api(srv, "GET", "/v1/reports/adoption?since=2020-01-01&until=2040-01-01", "dash")
+    p = subprocess.run([str(ctx["paved"]), "audit", "report", "--db", str(srv.db), "--since",
+                        "2020-01-01", "--until", "2040-01-01", "--format", "json"],
+                       stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=30)
+    why = []
+    try:
+        api_doc = r.json or {}
+        cli_doc = json.loads(p.stdout)
+    except ValueError:
+        cli_doc = {}
+    team = lambda d: [t for t in d.get("teams", []) if t.get("team") == "payments"]  # noqa: E731
+    a, c = team(api_doc), team(cli_doc)
+    if r.status != 200 or not a:
+        why.append("API: %d %s" % (r.status, it.clip(r.body)))
+    elif not c:
+        why.append("CLI: %d %s %s" % (p.returncode, it.clip(p.stdout), it.clip(p.stderr)))
+    else:
+        ta, tc = a[0]["total"], c[0]["total"]
+        keys = ("new_services", "golden", "exception", "off_road", "denied", "breakglass")
+        if any(ta.get(k) != tc.get(k) for k in keys):
+            why.append("API %r != CLI %r" % ({k: ta.get(k) for k in keys},
+                                              {k: tc.get(k) for k in keys}))
+        if ta.get("exception", 0) < 1 or ta.get("denied", 0) < 1 or ta.get("breakglass", 0) < 1:
+            why.append("the workflow's decisions are missing: %r" % ta)
+        if not any(x.get("policy") == "cost-tags" for x in api_doc.get("top_exception_policies",
+                                                                         [])):
+            why.append("cost-tags is not among the top exception policies: %r" %
+                       api_doc.get("top_exception_policies"))
+    res.check(name, why)
+
+    name = "report: /metrics has the adoption and exception gauges"
+    deadline = time.monotonic() + 15
+    text = ""
+    while time.monotonic() < deadline:
+        text = srv.request("GET", "/metrics").body.decode()
+        if 'paved_adoption_headline_ratio{team="payments"}' in text:
+            break
+        time.sleep(0.5)
+    want = ['paved_adoption_headline_ratio{team="payments"}', "paved_exceptions_active ",
+            "paved_breakglass_active ", 'paved_notifications_total{result="delivered"}',
+            'paved_decisions_by_path_total{path="exception"}']
+    res.check(name, ["missing %s" % w for w in want if w not in text])
+
+
 def check_chain(srv, res, ctx):
     name = "audit: paved audit verify passes after every transition; events are chained rows"
     rc, out, err = it.audit_verify(ctx["paved"], srv.db)
@@ -568,6 +616,7 @@ def main():
         check_breakglass(srv, rcv, res, ctx)
         check_receiver_down(srv, rcv, res, ctx)
         check_clock(srv, rcv, res, ctx)
+        check_report(srv, res, ctx)
         srv.terminate(10.0)
         check_chain(srv, res, ctx)
     finally:

@@ -724,12 +724,12 @@ static void test_outbox_api(void)
     T_EQ_STR(get_row(path, id1).state, "delivered");
     T_EQ_INT(get_row(path, id1).attempts, 1);
     T_EQ_INT(get_row(path, id1).last_status, 204);
-    T_EQ_INT(audit_outbox_failed(o, id2, now, 503, "HTTP 503", now + 1000, &err), PV_OK);
+    T_EQ_INT(audit_outbox_failed(o, id2, 503, "HTTP 503", now + 1000, &err), PV_OK);
     T_EQ_STR(get_row(path, id2).state, "pending");
     T_EQ_INT(get_row(path, id2).attempts, 1);
     T_EQ_INT(get_row(path, id2).next_ms, now + 1000);
     T_EQ_STR(get_row(path, id2).last_error, "HTTP 503");
-    T_EQ_INT(audit_outbox_failed(o, id3, now, 0, "refused", -1, &err), PV_OK);
+    T_EQ_INT(audit_outbox_failed(o, id3, 0, "refused", -1, &err), PV_OK);
     T_EQ_STR(get_row(path, id3).state, "dead");
     T_EQ_INT(get_row(path, id3).last_status, -1);
     T_EQ_INT(audit_outbox_release(o, id2, now - 1, &err), PV_OK);
@@ -741,7 +741,7 @@ static void test_outbox_api(void)
 
         memset(big, 'e', sizeof(big) - 1);
         big[sizeof(big) - 1] = '\0';
-        T_EQ_INT(audit_outbox_failed(o, id2, now, 500, big, now, &err), PV_OK);
+        T_EQ_INT(audit_outbox_failed(o, id2, 500, big, now, &err), PV_OK);
         T_EQ_INT(strlen(get_row(path, id2).last_error), OUTBOX_ERROR_MAX);
     }
     T_EQ_INT(audit_outbox_counts(o, &counts, &err), PV_OK);

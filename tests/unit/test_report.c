@@ -695,6 +695,12 @@ static void test_errors(void)
         snprintf(missing, sizeof(missing), "%s/missing.db", dir);
         T_EQ_INT(audit_report(missing, &o, &doc, &err), PV_ENOENT);
         T_EQ_INT(audit_report(missing, &o, &doc, NULL), PV_ENOENT); /* 'err' may be NULL */
+
+        /* A store of schema 1 has neither exceptions nor exception_available. */
+        snprintf(missing, sizeof(missing), "%s/v1.db", dir);
+        T_EQ_INT(exec_sql(missing, "PRAGMA user_version = 1"), SQLITE_OK);
+        T_EQ_INT(audit_report(missing, &o, &doc, &err), PV_EIO);
+        T_OK(strstr(err.msg, "schema version 1; the adoption report needs 2") != NULL);
     }
     T_OK(doc == NULL); /* never written on failure */
 }
