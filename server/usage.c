@@ -3,6 +3,7 @@
 #include "usage.h"
 
 #include <inttypes.h>
+#include <stdarg.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,10 +22,26 @@ static const double resource_scales[R_N] = {1000, 1}; /* millicores from cores, 
 
 /* ---- Reading fields ---- */
 
+/* A field's path for a message into 'buf' ('cap' bytes); a path too long for it ends in
+ * "...". */
+static void path_fmt(char *buf, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void path_fmt(char *buf, size_t cap, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(buf, cap, fmt, ap);
+    va_end(ap);
+    if (n >= 0 && (size_t)n >= cap && cap > 4)
+        memcpy(buf + cap - 4, "...", 4);
+}
+
 /* 'path' + "." + 'key' (or 'key' alone at the root) into 'buf'. */
 static void join(char *buf, size_t cap, const char *path, const char *key)
 {
-    snprintf(buf, cap, "%s%s%s", path, path[0] != '\0' ? "." : "", key);
+    path_fmt(buf, cap, "%s%s%s", path, path[0] != '\0' ? "." : "", key);
 }
 
 static bool add_to(int64_t *acc, int64_t v)
@@ -93,7 +110,7 @@ static pv_status walk(const cJSON *o, const char *path, const char *const *keys,
 {
     char here[PATH_CAP];
 
-    snprintf(here, sizeof(here), "%s", path);
+    path_fmt(here, sizeof(here), "%s", path);
     for (; *keys != NULL && o != NULL; keys++) {
         pv_status rc = opt_object(o, *keys, here, &o, err);
         char next[PATH_CAP];
@@ -122,8 +139,9 @@ static pv_status read_amount(const cJSON *v, const char *path, double scale, int
 
     if (!quantity_json(v, &d)) {
         if (cJSON_IsString(v))
-            return pv_err_set(err, PV_EINVAL, "%s: \"%.64s\" is not a quantity (e.g. \"500m\", "
-                                              "\"2\", \"1Gi\")",
+            return pv_err_set(err, PV_EINVAL,
+                              "%s: \"%.64s\" is not a quantity (e.g. \"500m\", "
+                              "\"2\", \"1Gi\")",
                               path, v->valuestring);
         return pv_err_set(err, PV_EINVAL, "%s must be a quantity (e.g. \"500m\", \"2\", \"1Gi\")",
                           path);
@@ -194,7 +212,7 @@ static pv_status container_requests(const cJSON *c, const char *path, int64_t ou
         out[r] = 0;
         if (v == NULL || cJSON_IsNull(v))
             continue;
-        snprintf(where, sizeof(where), "%s.%s.%s", rpath, from, resource_names[r]);
+        path_fmt(where, sizeof(where), "%s.%s.%s", rpath, from, resource_names[r]);
         rc = read_amount(v, where, resource_scales[r], &out[r], err);
         if (rc)
             return rc;
@@ -229,7 +247,7 @@ static pv_status pod_requests(const cJSON *spec, const char *path, int64_t out[R
     {
         int64_t req[R_N];
 
-        snprintf(where, sizeof(where), "%s.containers[%zu]", path, i++);
+        path_fmt(where, sizeof(where), "%s.containers[%zu]", path, i++);
         rc = container_requests(c, where, req, err);
         if (rc)
             return rc;
@@ -246,7 +264,7 @@ static pv_status pod_requests(const cJSON *spec, const char *path, int64_t out[R
         int64_t req[R_N];
         const char *policy;
 
-        snprintf(where, sizeof(where), "%s.initContainers[%zu]", path, i++);
+        path_fmt(where, sizeof(where), "%s.initContainers[%zu]", path, i++);
         rc = container_requests(c, where, req, err);
         if (rc)
             return rc;
@@ -275,7 +293,7 @@ static pv_status pod_requests(const cJSON *spec, const char *path, int64_t out[R
 
         if (v == NULL || cJSON_IsNull(v))
             continue;
-        snprintf(where, sizeof(where), "%s.overhead.%s", path, resource_names[r]);
+        path_fmt(where, sizeof(where), "%s.overhead.%s", path, resource_names[r]);
         rc = read_amount(v, where, resource_scales[r], &extra, err);
         if (rc)
             return rc;
@@ -365,8 +383,7 @@ static const struct kind *kind_of(const cJSON *obj)
     return NULL;
 }
 
-pv_status usage_of_object(const cJSON *obj, struct usage *out, bool *is_charged,
-                          struct pv_err *err)
+pv_status usage_of_object(const cJSON *obj, struct usage *out, bool *is_charged, struct pv_err *err)
 {
     static const char *const spec_keys[] = {"spec", NULL};
     static const char *const job_keys[] = {"spec", "jobTemplate", "spec", NULL};
@@ -378,7 +395,7 @@ pv_status usage_of_object(const cJSON *obj, struct usage *out, bool *is_charged,
     char base_path[PATH_CAP];
     char pod_path[PATH_CAP];
     int64_t count = 1;
-    int64_t per_pod[R_N];
+    int64_t per_pod[R_N] = {0};
     pv_status rc;
 
     if (k == NULL) {
@@ -432,7 +449,7 @@ pv_status usage_of_object(const cJSON *obj, struct usage *out, bool *is_charged,
             char where[PATH_CAP];
             int64_t storage;
 
-            snprintf(where, sizeof(where), "%s.volumeClaimTemplates[%zu]", base_path, i++);
+            path_fmt(where, sizeof(where), "%s.volumeClaimTemplates[%zu]", base_path, i++);
             if (!cJSON_IsObject(c))
                 return pv_err_set(err, PV_EINVAL, "%s must be a mapping", where);
             rc = claim_storage(c, where, &storage, err);
@@ -459,8 +476,9 @@ pv_status usage_of_provision(const cJSON *obj, struct usage *out, struct pv_err 
     pv_status rc;
 
     if (!cJSON_IsObject(obj))
-        return pv_err_set(err, PV_EINVAL, "a provision request's object must be a mapping "
-                                          "{\"environment\": \"name\", \"size\": {...}}");
+        return pv_err_set(err, PV_EINVAL,
+                          "a provision request's object must be a mapping "
+                          "{\"environment\": \"name\", \"size\": {...}}");
     name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(obj, "environment"));
     if (name == NULL || name[0] == '\0')
         return pv_err_set(err, PV_EINVAL, "environment: the environment's name is required");
