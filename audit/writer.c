@@ -665,9 +665,18 @@ static pv_status apply_charge(struct audit *a, struct item *it, struct pv_err *e
             cJSON_Delete(d);
             d = cJSON_CreateObject();
         }
+        cJSON *cost = cJSON_GetObjectItemCaseSensitive(d, "cost");
+
         cJSON_AddItemToObject(d, "team_usage", usage_obj(&after));
         if (has_old)
             cJSON_AddItemToObject(d, "replaced", usage_obj(&old));
+        /* What this decision changed the team's monthly cost by (the cost report's
+         * "admitted" figures): a new object adds its cost, an update the difference, a
+         * deletion takes the old cost away. */
+        if (cJSON_IsObject(cost))
+            cJSON_AddNumberToObject(cost, "monthly_delta",
+                                    (c->is_release ? 0 : c->usage.monthly_cost) -
+                                        (has_old ? old.monthly_cost : 0));
         free(r->details);
         r->details = cJSON_PrintUnformatted(d);
         cJSON_Delete(d);

@@ -87,16 +87,15 @@ static pv_status opt_bool(const cJSON *sec, const char *k, bool *out, const char
  * a leeway of none is meaningful. */
 static bool is_zero_duration(const char *s)
 {
-    return strcmp(s, "0") == 0 || (s[0] == '0' && s[1] != '\0' && strchr("smhdw", s[1]) != NULL &&
-                                   s[2] == '\0');
+    return strcmp(s, "0") == 0 ||
+           (s[0] == '0' && s[1] != '\0' && strchr("smhdw", s[1]) != NULL && s[2] == '\0');
 }
 
 /* *out = the duration at sec[k] in ['lo_s', 'hi_s'] seconds ('lo_text'..'hi_text' in
  * the message), untouched when the key is absent. Zero is accepted only when 'lo_s' is
  * 0, written 0, "0" or "0s". */
 static pv_status opt_duration(const cJSON *sec, const char *k, int64_t lo_s, int64_t hi_s,
-                              const char *range, int64_t *out, const char *name,
-                              struct pv_err *err)
+                              const char *range, int64_t *out, const char *name, struct pv_err *err)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(sec, k);
     int64_t s = 0;
@@ -124,8 +123,8 @@ static pv_status opt_duration(const cJSON *sec, const char *k, int64_t lo_s, int
 
 /* An http(s) URL with a host and no whitespace or control characters; http:// only
  * with allow_http. */
-static pv_status check_url(const char *u, bool is_http_allowed, const char *where,
-                           const char *name, struct pv_err *err)
+static pv_status check_url(const char *u, bool is_http_allowed, const char *where, const char *name,
+                           struct pv_err *err)
 {
     const char *host;
 
@@ -175,9 +174,9 @@ static pv_status check_teams(const cJSON *teams, const char *where, const char *
 
 static pv_status parse_issuer(struct config *cfg, const cJSON *item, size_t i, struct pv_err *err)
 {
-    static const char *const keys[] = {"issuer",     "jwks_url",      "audience", "cacert",
-                                       "allow_http", "team_claim",    "service_claim",
-                                       "teams",      NULL};
+    static const char *const keys[] = {"issuer",        "jwks_url",   "audience",
+                                       "cacert",        "allow_http", "team_claim",
+                                       "service_claim", "teams",      NULL};
     struct cfg_oidc_issuer *is = &cfg->credentials.issuers[i];
     const cJSON *teams;
     char where[ISSUER_MAX + 64];
@@ -210,15 +209,15 @@ static pv_status parse_issuer(struct config *cfg, const cJSON *item, size_t i, s
     if (rc == PV_OK)
         rc = opt_string(item, "cacert", 4096, &is->cacert, where, cfg->name, err);
     if (rc == PV_OK)
-        rc = opt_string(item, "team_claim", CLAIM_NAME_MAX, &is->team_claim, where, cfg->name,
-                        err);
+        rc = opt_string(item, "team_claim", CLAIM_NAME_MAX, &is->team_claim, where, cfg->name, err);
     if (rc == PV_OK)
-        rc = opt_string(item, "service_claim", CLAIM_NAME_MAX, &is->service_claim, where,
-                        cfg->name, err);
+        rc = opt_string(item, "service_claim", CLAIM_NAME_MAX, &is->service_claim, where, cfg->name,
+                        err);
     if (rc)
         return rc;
     if (is->jwks_url == NULL)
-        return pv_err_set(err, PV_ECONFIG, "%s: %s: jwks_url is required (where the issuer "
+        return pv_err_set(err, PV_ECONFIG,
+                          "%s: %s: jwks_url is required (where the issuer "
                           "publishes its keys)",
                           cfg->name, where);
     if (is->audience == NULL)

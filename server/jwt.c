@@ -135,8 +135,8 @@ static pv_status parse_object(const char *p, size_t len, const char *what, cJSON
     {
         if (++n > JWT_MAX_CLAIMS) {
             cJSON_Delete(o);
-            return pv_err_set(err, PV_EINVAL, "malformed token: %s has more than %d members",
-                              what, JWT_MAX_CLAIMS);
+            return pv_err_set(err, PV_EINVAL, "malformed token: %s has more than %d members", what,
+                              JWT_MAX_CLAIMS);
         }
         for (const cJSON *b = a->next; b != NULL; b = b->next) {
             if (strcmp(a->string, b->string) == 0) {
@@ -478,7 +478,8 @@ static pv_status find_key(const cJSON *jwks, const char *kid, enum jwt_alg alg, 
                           struct pv_err *err)
 {
     const char *alg_name = alg == ALG_RS256 ? "RS256" : "ES256";
-    const cJSON *keys = cJSON_IsObject(jwks) ? cJSON_GetObjectItemCaseSensitive(jwks, "keys") : NULL;
+    const cJSON *keys =
+        cJSON_IsObject(jwks) ? cJSON_GetObjectItemCaseSensitive(jwks, "keys") : NULL;
     const cJSON *k;
     const cJSON *chosen = NULL;
     bool is_kid_seen = false;
@@ -621,8 +622,9 @@ static pv_status check_audience(const cJSON *claims, const char *want, struct pv
     cJSON_ArrayForEach(a, aud)
     {
         if (!cJSON_IsString(a))
-            return pv_err_set(err, PV_EINVAL, "malformed token: claim aud must be a string or an "
-                                              "array of strings");
+            return pv_err_set(err, PV_EINVAL,
+                              "malformed token: claim aud must be a string or an "
+                              "array of strings");
     }
     cJSON_ArrayForEach(a, aud)
     {
@@ -679,8 +681,9 @@ static pv_status check_claims(const cJSON *claims, const char *want_iss, const c
     if (rc)
         return rc;
     if (!has_exp)
-        return pv_err_set(err, PV_EINVAL, "token has no exp claim: tokens without an expiry "
-                                          "are not accepted");
+        return pv_err_set(err, PV_EINVAL,
+                          "token has no exp claim: tokens without an expiry "
+                          "are not accepted");
     if (!(exp > (double)(now_s - leeway_s))) {
         format_date(exp, when, sizeof(when));
         return pv_err_set(err, PV_EINVAL, "token expired at %s", when);
@@ -720,8 +723,9 @@ static pv_status check_header(const cJSON *h, enum jwt_alg *alg_out, const char 
     }
     /* RFC 7515 4.1.11: extensions we do not understand must not be ignored. */
     if (cJSON_GetObjectItemCaseSensitive(h, "crit") != NULL)
-        return pv_err_set(err, PV_EINVAL, "malformed token: crit header parameters are not "
-                                          "supported");
+        return pv_err_set(err, PV_EINVAL,
+                          "malformed token: crit header parameters are not "
+                          "supported");
     if (kid != NULL && (!cJSON_IsString(kid) || kid->valuestring[0] == '\0'))
         return pv_err_set(err, PV_EINVAL, "malformed token: kid must be a non-empty string");
     *kid_out = kid != NULL ? kid->valuestring : NULL;
@@ -804,8 +808,9 @@ pv_status jwt_jwks_parse(const char *text, size_t len, cJSON **out, struct pv_er
     keys = cJSON_IsObject(doc) ? cJSON_GetObjectItemCaseSensitive(doc, "keys") : NULL;
     if (!cJSON_IsArray(keys)) {
         cJSON_Delete(doc);
-        return pv_err_set(err, PV_EINVAL, "the JWKS is not a JWK Set (an object with a \"keys\" "
-                                          "array)");
+        return pv_err_set(err, PV_EINVAL,
+                          "the JWKS is not a JWK Set (an object with a \"keys\" "
+                          "array)");
     }
     if (cJSON_GetArraySize(keys) > JWT_MAX_JWKS_KEYS) {
         cJSON_Delete(doc);

@@ -277,9 +277,8 @@ static pv_status read_index(const char *dir, struct entry **v_out, size_t *n_out
     pv_status rc = PV_OK;
 
     if (stat(path, &st) != 0) {
-        rc = errno == ENOENT
-                 ? pv_err_set(err, PV_ENOENT, "no signing keys in %s yet", dir)
-                 : pv_err_set(err, PV_EIO, "%s: %s", path, strerror(errno));
+        rc = errno == ENOENT ? pv_err_set(err, PV_ENOENT, "no signing keys in %s yet", dir)
+                             : pv_err_set(err, PV_EIO, "%s: %s", path, strerror(errno));
         goto done;
     }
     rc = fs_read_file(path, INDEX_MAX_BYTES, &text, &len, err);
@@ -362,8 +361,7 @@ static pv_status load_key(const char *dir, struct entry *e, struct pv_err *err)
     if (rc) {
         /* A key the index names is missing: not "no keys yet", which would rotate. */
         if (rc == PV_ENOENT)
-            rc = pv_err_set(err, PV_EIO, "%s: missing (%s names key %s)", path, KEYS_INDEX,
-                            e->kid);
+            rc = pv_err_set(err, PV_EIO, "%s: missing (%s names key %s)", path, KEYS_INDEX, e->kid);
         goto done;
     }
     if (stat(path, &st) == 0 && (st.st_mode & 077) != 0)
@@ -416,8 +414,7 @@ pv_status keys_load(struct keys **out, const char *dir, struct pv_err *err)
         }
     }
     if (!has_current) {
-        rc = pv_err_set(err, PV_ENOENT, "no current signing key in %s (every key is retired)",
-                        dir);
+        rc = pv_err_set(err, PV_ENOENT, "no current signing key in %s (every key is retired)", dir);
         goto fail;
     }
     *out = ks;

@@ -274,8 +274,8 @@ static bool is_fresh_locked(const struct issuer *is, int64_t cache_s, int64_t no
 /* The JWKS to verify with: the cached one while it is fresh (refreshed in passing once
  * past half its life, when no other transfer runs), else a new one. On PV_OK *out is a
  * reference to release with jwks_release and *gen_out its generation. */
-static pv_status get_jwks(struct issuer *is, int64_t cache_s, int64_t now_s,
-                          struct jwks_ref **out, uint64_t *gen_out, struct pv_err *err)
+static pv_status get_jwks(struct issuer *is, int64_t cache_s, int64_t now_s, struct jwks_ref **out,
+                          uint64_t *gen_out, struct pv_err *err)
 {
     struct pv_err ferr = {PV_OK, ""};
     bool is_soft = false;
@@ -311,8 +311,8 @@ static pv_status get_jwks(struct issuer *is, int64_t cache_s, int64_t now_s,
     }
     if (is->is_last_failed && now_s - is->last_attempt_s < OIDC_REFETCH_MIN_S &&
         now_s >= is->last_attempt_s) {
-        rc = pv_err_set(err, PV_EIO, "JWKS of %s unavailable: %s (next try in %lld s)",
-                        is->issuer, is->last_error,
+        rc = pv_err_set(err, PV_EIO, "JWKS of %s unavailable: %s (next try in %lld s)", is->issuer,
+                        is->last_error,
                         (long long)(OIDC_REFETCH_MIN_S - (now_s - is->last_attempt_s)));
         pthread_mutex_unlock(&is->mu);
         pthread_mutex_unlock(&is->fetch_mu);
@@ -335,8 +335,8 @@ static pv_status get_jwks(struct issuer *is, int64_t cache_s, int64_t now_s,
  * now unless another request already did or the last transfer was under
  * OIDC_REFETCH_MIN_S ago. Returns PV_OK with *out, PV_ENOENT when rate-limited (the
  * message says so), PV_EIO when the transfer failed. */
-static pv_status refetch(struct issuer *is, int64_t now_s, uint64_t seen_gen,
-                         struct jwks_ref **out, uint64_t *gen_out, struct pv_err *err)
+static pv_status refetch(struct issuer *is, int64_t now_s, uint64_t seen_gen, struct jwks_ref **out,
+                         uint64_t *gen_out, struct pv_err *err)
 {
     struct pv_err ferr = {PV_OK, ""};
     pv_status rc;

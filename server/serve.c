@@ -31,6 +31,7 @@
 #include "api.h"
 #include "audit.h"
 #include "certs.h"
+#include "charge.h"
 #include "cli.h"
 #include "clock.h"
 #include "cmd_audit.h"
@@ -97,6 +98,7 @@ struct snapshot {
     struct vm_binding *bindings;
     char bundle_hash[65];
     char *notify_routes; /* JSON text of the outbox routes, NULL without endpoints */
+    struct server *srv;  /* for the vms' host callbacks */
 };
 
 /* What decisions match against: the approved exceptions and the open break-glass
@@ -325,6 +327,8 @@ static void make_vm_key(void)
     PV_ASSERT(pthread_key_create(&vm_key, thread_vm_free) == 0);
 }
 
+static cJSON *quota_for_policy(void *arg, const char *team);
+
 /* The calling thread's vm for 'snap', built on first use and after a reload. */
 static struct vm *thread_vm(struct snapshot *snap, struct pv_err *err)
 {
@@ -346,6 +350,11 @@ static struct vm *thread_vm(struct snapshot *snap, struct pv_err *err)
         vm_free(t->vm);
         t->vm = NULL;
         return NULL;
+    }
+    {
+        struct vm_host host = {quota_for_policy, snap->srv};
+
+        vm_set_host(t->vm, &host);
     }
     t->gen = snap->gen;
     return t->vm;
@@ -632,6 +641,12 @@ static pv_status decide_for(struct snapshot *snap, enum cfg_entry entry,
     rec->latency_us = (int64_t)((now_ns() - t0) / 1000);
     rec->is_dry_run = req->is_dry_run;
     rec->is_exception_available = d->is_exception_available;
+    if (patch == NULL && d->is_allowed && req->object != NULL && charge_is_enabled(snap->e.cfg)) {
+        struct pv_err cerr = {0};
+
+        if (charge_for(snap->e.cfg, req, &rec->charge, &rec->details, &cerr))
+            log_msg(LOG_WARN, "quota", "decision=%s not charged: %s", rec->id, cerr.msg);
+    }
     if (snap->notify_routes != NULL && d->path == DECIDE_DENIED)
         rec->notify_routes = xstrdup(snap->notify_routes);
     *rec_out = rec;
@@ -1145,6 +1160,115 @@ done:
     return ret;
 }
 
+/* ---- Quotas and costs ---- */
+
+/* paved.quota(team) for policies (vm host callback; a worker thread). */
+static cJSON *quota_for_policy(void *arg, const char *team)
+{
+    struct server *srv = arg;
+    struct snapshot *snap;
+    struct audit_usage used = {0};
+    struct pv_err err = {0};
+    cJSON *doc = NULL;
+
+    if (srv == NULL)
+        return NULL;
+    snap = snapshot_acquire(srv);
+    if (charge_is_enabled(snap->e.cfg)) {
+        if (audit_team_usage(srv->db_path, team, &used, &err) == PV_OK)
+            doc = charge_quota_json(snap->e.cfg, team, &used);
+        else
+            log_msg(LOG_WARN, "quota", "paved.quota(%s): %s", team, err.msg);
+    }
+    snapshot_release(snap);
+    return doc;
+}
+
+/* The writer's quota check (audit_quota_fn), with the limits of the current config. */
+static bool quota_check(void *arg, const char *team, const struct audit_usage *before,
+                        const struct audit_usage *after, char *msg, size_t cap)
+{
+    struct server *srv = arg;
+    struct snapshot *snap = snapshot_acquire(srv);
+    bool is_over = charge_quota_exceeds(snap->e.cfg, team, before, after, msg, cap);
+
+    snapshot_release(snap);
+    return is_over;
+}
+
+/* GET /v1/quotas/TEAM (any token) */
+static enum MHD_Result handle_quota(struct server *srv, struct MHD_Connection *c, const char *team)
+{
+    static const enum cfg_role any[] = {ROLE_ADMIN, ROLE_APPROVER, ROLE_CI, ROLE_READER};
+    struct snapshot *snap = snapshot_acquire(srv);
+    enum MHD_Result ret = MHD_NO;
+    struct audit_usage used = {0};
+    struct pv_err err = {0};
+    cJSON *doc;
+
+    if (authorize(c, snap->e.cfg, any, 4, &ret) == NULL)
+        goto done;
+    if (team[0] == '\0' || strchr(team, '/') != NULL || strlen(team) > 253) {
+        ret = respond_error(c, MHD_HTTP_NOT_FOUND, "use GET /v1/quotas/TEAM");
+        goto done;
+    }
+    if (audit_team_usage(srv->db_path, team, &used, &err)) {
+        ret = respond_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, err.msg);
+        goto done;
+    }
+    doc = charge_quota_json(snap->e.cfg, team, &used);
+    ret = respond(c, MHD_HTTP_OK, "application/json", cJSON_PrintUnformatted(doc));
+    cJSON_Delete(doc);
+done:
+    snapshot_release(snap);
+    return ret;
+}
+
+/* GET /v1/costs?team=&since=&until=&group_by=team|service|cost-center */
+static enum MHD_Result handle_costs(struct server *srv, struct MHD_Connection *c)
+{
+    struct snapshot *snap = snapshot_acquire(srv);
+    enum MHD_Result ret = MHD_NO;
+    struct audit_cost_filter f = {0};
+    struct pv_err err = {0};
+    const char *since = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "since");
+    const char *until = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "until");
+    const char *by = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "group_by");
+    int64_t now = clock_wall_ms();
+    cJSON *doc = NULL;
+
+    if (authorize(c, snap->e.cfg, reader_roles, 3, &ret) == NULL)
+        goto done;
+    f.since_ms = now - 30LL * 86400000;
+    if ((since != NULL && !cmd_audit_parse_time(since, now, &f.since_ms)) ||
+        (until != NULL && !cmd_audit_parse_time(until, now, &f.until_ms))) {
+        ret = respond_error(c, MHD_HTTP_BAD_REQUEST,
+                            "since/until take a duration (30d, 12h), a date or RFC 3339");
+        goto done;
+    }
+    if (by == NULL || strcmp(by, "team") == 0) {
+        f.group_by = AUDIT_COST_BY_TEAM;
+    } else if (strcmp(by, "service") == 0) {
+        f.group_by = AUDIT_COST_BY_SERVICE;
+    } else if (strcmp(by, "cost-center") == 0) {
+        f.group_by = AUDIT_COST_BY_COST_CENTER;
+    } else {
+        ret = respond_error(c, MHD_HTTP_BAD_REQUEST, "group_by is team, service or cost-center");
+        goto done;
+    }
+    f.team = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "team");
+    if (audit_costs(srv->db_path, &f, &doc, &err)) {
+        ret = respond_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, err.msg);
+        goto done;
+    }
+    cJSON_AddStringToObject(doc, "currency", snap->e.cfg->prices.currency);
+    ret = respond(c, MHD_HTTP_OK, "application/json", cJSON_PrintUnformatted(doc));
+    cJSON_Delete(doc);
+done:
+    snapshot_release(snap);
+    return ret;
+}
+
 /* GET /v1/reports/adoption?since=30d&until=&team=&by=day|week|month */
 static enum MHD_Result handle_report(struct server *srv, struct MHD_Connection *c)
 {
@@ -1444,6 +1568,16 @@ static enum MHD_Result dispatch(struct server *srv, struct MHD_Connection *c, co
             return respond_method(c, "POST");
         return handle_decide(srv, c, rc);
     }
+    if (strncmp(url, "/v1/quotas/", 11) == 0) {
+        if (!is_get)
+            return respond_method(c, "GET");
+        return handle_quota(srv, c, url + 11);
+    }
+    if (strcmp(url, "/v1/costs") == 0) {
+        if (!is_get)
+            return respond_method(c, "GET");
+        return handle_costs(srv, c);
+    }
     if (strcmp(url, "/v1/reports/adoption") == 0) {
         if (!is_get)
             return respond_method(c, "GET");
@@ -1693,6 +1827,7 @@ static pv_status reload(struct server *srv, struct pv_err *err)
     pthread_mutex_lock(&srv->mu);
     old = srv->snap;
     snap->gen = old->gen + 1;
+    snap->srv = srv;
     srv->snap = snap;
     pthread_mutex_unlock(&srv->mu);
     if (atomic_load(&srv->notify) != NULL)
@@ -1942,6 +2077,7 @@ int cmd_serve(int argc, char **argv)
     snap->notify_routes = routes_of(snap->e.cfg);
     atomic_init(&snap->refs, 1);
     snap->gen = 1;
+    snap->srv = &srv;
     bundle_digest(snap, snap->bundle_hash);
     opts = snap->e.cfg->server;
     if (listen != NULL)
@@ -1993,6 +2129,8 @@ int cmd_serve(int argc, char **argv)
     aopt.queue_max = snap->e.cfg->audit.queue_max;
     aopt.on_outbox = on_outbox;
     aopt.on_outbox_arg = &srv;
+    aopt.quota_check = quota_check;
+    aopt.quota_arg = &srv;
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         fprintf(stderr, "paved serve: cannot initialise libcurl\n");
         status = 1;

@@ -231,6 +231,7 @@ static pv_status pod_requests(const cJSON *spec, const char *path, int64_t out[R
     int64_t sidecars[R_N] = {0};
     int64_t init_max[R_N] = {0};
     const cJSON *list;
+    const cJSON *overhead;
     const cJSON *c;
     char where[PATH_CAP];
     size_t i = 0;
@@ -284,11 +285,11 @@ static pv_status pod_requests(const cJSON *spec, const char *path, int64_t out[R
     for (int r = 0; r < R_N; r++)
         if (init_max[r] > sum[r])
             sum[r] = init_max[r];
-    rc = opt_object(spec, "overhead", path, &list, err);
+    rc = opt_object(spec, "overhead", path, &overhead, err);
     if (rc)
         return rc;
-    for (int r = 0; r < R_N && list != NULL; r++) {
-        const cJSON *v = cJSON_GetObjectItemCaseSensitive(list, resource_names[r]);
+    for (int r = 0; r < R_N && overhead != NULL; r++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(overhead, resource_names[r]);
         int64_t extra = 0;
 
         if (v == NULL || cJSON_IsNull(v))

@@ -3,7 +3,7 @@
 # Usage: tools/deps.sh build|test|dev|bench   (apt-get; sudo when not root)
 set -eu
 build="gcc make pkg-config liblua5.4-dev libcjson-dev libyaml-dev libpcre2-dev libmimalloc-dev libsqlite3-dev libssl-dev libmicrohttpd-dev libcurl4-openssl-dev libgnutls28-dev"
-test_pkgs="valgrind sqlite3 curl openssl python3 python3-jsonschema python3-yaml"
+test_pkgs="valgrind sqlite3 curl openssl python3 python3-jsonschema python3-yaml python3-jwt python3-cryptography"
 dev_pkgs="clang-format cppcheck"
 bench_pkgs="wrk nginx curl"
 case "${1:-build}" in

@@ -27,7 +27,7 @@ bool quantity_json(const cJSON *v, double *out);
 
 /* Sets *out to 'v' x 'scale' rounded up to a whole number, the way Kubernetes rounds a
  * quantity to its unit (0.0001 cpu is 1 millicore): a product within a few units in the
- * last place of a whole number is that number, so "0.7" x 1000 is 700, not 701. Returns
+ * last place of a whole number is that number, so "2.007" x 1000 is 2007, not 2008. Returns
  * false, leaving *out alone, when 'v' is negative or NaN or the result does not fit in
  * an int64_t. 'scale' is 1000 for millicores from cores, 1 for bytes. */
 bool quantity_ceil(double v, double scale, int64_t *out);

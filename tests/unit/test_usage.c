@@ -127,7 +127,10 @@ static void test_quantity_ceil(void)
         bool is_ok;
         int64_t want;
     } cases[] = {
-        {"0.7", 1000, true, 700}, /* 0.7 x 1000 is 700.0000000000001 in doubles */
+        /* 2.007 x 1000 is 2007.0000000000002 in doubles: a plain ceil() would say 2008 */
+        {"2.007", 1000, true, 2007},
+        {"2007m", 1000, true, 2007},
+        {"0.7", 1000, true, 700},
         {"0.3", 1000, true, 300},
         {"0.1", 1000, true, 100},
         {"250m", 1000, true, 250},
