@@ -161,6 +161,11 @@ static const char usage_report[] =
     "                       team and period; totals only in table and json)\n"
     "  --expiring-days N    the expiring list looks N days ahead (default 14, max 3650)\n"
     "  --top N              at most N policies in the exception list (default 10, max 1000)\n"
+    "  --cost               the cost report instead: the estimated monthly cost of what is\n"
+    "                       admitted now (the quota ledger), and what the window's allowed\n"
+    "                       decisions added (each records its object's cost)\n"
+    "  --group-by G         with --cost: team (default), service or cost-center (the\n"
+    "                       cost-center label)\n"
     "  -h, --help           show this help\n"
     "\n"
     "TIME is a duration before now (30d, 12h, 15m, 90s, 2w), a date (2026-11-01, midnight\n"
@@ -620,6 +625,8 @@ enum {
     OPT_BY,
     OPT_EXPIRING_DAYS,
     OPT_TOP,
+    OPT_COST,
+    OPT_GROUP_BY,
 };
 
 static int run_verify(int argc, char **argv)
@@ -904,6 +911,81 @@ static bool parse_count(const char *s, long min, long max, int *out)
     return true;
 }
 
+/* `paved audit report --cost`: the ledger (what is admitted now) and what the window's
+ * decisions added, grouped by team, service or cost center. */
+static int run_cost_report(const char *db, const struct audit_report_opts *o,
+                           enum audit_cost_group group, bool is_json, bool is_csv)
+{
+    struct audit_cost_filter f = {0};
+    struct pv_err err = {PV_OK, ""};
+    const char *g = audit_cost_group_name(group);
+    cJSON *doc = NULL;
+    const cJSON *x;
+    char since[40];
+    char until[40];
+
+    f.team = o->team;
+    f.since_ms = o->since_ms;
+    f.until_ms = o->until_ms;
+    f.group_by = group;
+    if (audit_costs(db, &f, &doc, &err))
+        return fail_err("report", &err);
+    if (is_json) {
+        char *text = cJSON_Print(doc);
+
+        puts(text);
+        free(text);
+        cJSON_Delete(doc);
+        return AUDIT_EXIT_OK;
+    }
+    if (is_csv) {
+        printf("%s,objects,cpu_millis,memory_bytes,storage_bytes,environments,monthly_cost\n", g);
+        cJSON_ArrayForEach(x, cJSON_GetObjectItemCaseSensitive(doc, "current"))
+        {
+            printf("%s,%.0f,%.0f,%.0f,%.0f,%.0f,%.2f\n", str_field(x, g),
+                   cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(x, "objects")),
+                   cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(x, "cpu_millis")),
+                   cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(x, "memory_bytes")),
+                   cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(x, "storage_bytes")),
+                   cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(x, "environments")),
+                   cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(x, "monthly_cost")));
+        }
+        cJSON_Delete(doc);
+        return AUDIT_EXIT_OK;
+    }
+    format_time(o->since_ms, since, sizeof(since));
+    format_time(o->until_ms, until, sizeof(until));
+    printf("estimated monthly cost now (the quota ledger: what is admitted and holds "
+           "resources)\n\n");
+    printf("%-32s %8s %10s %12s %12s %5s %14s\n", "GROUP", "OBJECTS", "CPU", "MEMORY", "STORAGE",
+           "ENVS", "MONTHLY COST");
+    cJSON_ArrayForEach(x, cJSON_GetObjectItemCaseSensitive(doc, "current"))
+    {
+        printf("%-32.32s %8.0f %10.2f %11.2fG %11.2fG %5.0f %14.2f\n", str_field(x, g),
+               cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(x, "objects")),
+               cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(x, "cpu_millis")) / 1000.0,
+               cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(x, "memory_bytes")) /
+                   1073741824.0,
+               cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(x, "storage_bytes")) /
+                   1073741824.0,
+               cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(x, "environments")),
+               cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(x, "monthly_cost")));
+    }
+    printf("\nadmitted from %s to %s (allowed decisions, dry runs excluded)\n\n", since, until);
+    printf("%-32s %10s %20s %20s\n", "GROUP", "DECISIONS", "COST OF OBJECTS", "COST ADDED");
+    cJSON_ArrayForEach(x, cJSON_GetObjectItemCaseSensitive(doc, "admitted"))
+    {
+        printf("%-32.32s %10.0f %20.2f %20.2f\n", str_field(x, g),
+               cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(x, "decisions")),
+               cJSON_GetNumberValue(
+                   cJSON_GetObjectItemCaseSensitive(x, "monthly_cost_of_objects")),
+               cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(x, "monthly_cost_added")));
+    }
+    printf("\ncosts are per month, in the currency of the server's price table\n");
+    cJSON_Delete(doc);
+    return AUDIT_EXIT_OK;
+}
+
 /* `paved audit report`: see usage_report. Returns the exit status. */
 static int run_report(int argc, char **argv)
 {
@@ -916,6 +998,8 @@ static int run_report(int argc, char **argv)
         {"format", required_argument, NULL, OPT_FORMAT},
         {"expiring-days", required_argument, NULL, OPT_EXPIRING_DAYS},
         {"top", required_argument, NULL, OPT_TOP},
+        {"cost", no_argument, NULL, OPT_COST},
+        {"group-by", required_argument, NULL, OPT_GROUP_BY},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -925,6 +1009,8 @@ static int run_report(int argc, char **argv)
     const char *db = NULL;
     int64_t now = clock_wall_ms();
     cJSON *doc = NULL;
+    bool is_cost = false;
+    enum audit_cost_group group = AUDIT_COST_BY_TEAM;
     int c;
 
     memset(&o, 0, sizeof(o));
@@ -980,6 +1066,20 @@ static int run_report(int argc, char **argv)
             if (!parse_count(optarg, 1, 1000, &o.top_policies))
                 return fail_usage("report", "--top: expected a number from 1 to 1000", optarg);
             break;
+        case OPT_COST:
+            is_cost = true;
+            break;
+        case OPT_GROUP_BY:
+            if (strcmp(optarg, "team") == 0)
+                group = AUDIT_COST_BY_TEAM;
+            else if (strcmp(optarg, "service") == 0)
+                group = AUDIT_COST_BY_SERVICE;
+            else if (strcmp(optarg, "cost-center") == 0)
+                group = AUDIT_COST_BY_COST_CENTER;
+            else
+                return fail_usage("report", "--group-by: expected team, service or cost-center",
+                                  optarg);
+            break;
         case 'h':
             fputs(usage_report, stdout);
             return AUDIT_EXIT_OK;
@@ -993,6 +1093,8 @@ static int run_report(int argc, char **argv)
         return fail_usage("report", "--db FILE is required", NULL);
     if (o.until_ms <= o.since_ms)
         return fail_usage("report", "--until must be later than --since", NULL);
+    if (is_cost)
+        return run_cost_report(db, &o, group, format == FMT_JSON, format == FMT_CSV);
     if (audit_report(db, &o, &doc, &err))
         return fail_err("report", &err);
     if (format == FMT_JSON) {

@@ -12,6 +12,7 @@
 #include "cmd_certs.h"
 #include "cmd_exceptions.h"
 #include "cmd_notify.h"
+#include "cmd_quota.h"
 #include "serve.h"
 
 #include "log.h"
@@ -78,6 +79,8 @@ int main(int argc, char **argv)
         return cmd_exceptions(argc - 1, argv + 1);
     if (strcmp(cmd, "breakglass") == 0)
         return cmd_breakglass(argc - 1, argv + 1);
+    if (strcmp(cmd, "quota") == 0)
+        return cmd_quota(argc - 1, argv + 1);
     if (strcmp(cmd, "notify") == 0)
         return cmd_notify(argc - 1, argv + 1);
     if (strcmp(cmd, "certs") == 0)
