@@ -71,6 +71,7 @@ struct audit {
     sqlite3_stmt *st_key_usage;
     sqlite3_stmt *st_ledger_put;
     sqlite3_stmt *st_ledger_del;
+    sqlite3_stmt *st_cred;
 
     /* Checkpointer thread only. */
     sqlite3 *ckpt_db;
@@ -709,6 +710,47 @@ static pv_status apply_charge(struct audit *a, struct item *it, struct pv_err *e
 
 /* ---- Rows ---- */
 
+/* The issuance of a credential decision (details.credential) into `credentials`. */
+static pv_status insert_credential(struct audit *a, const struct audit_record *r,
+                                   struct pv_err *err)
+{
+    cJSON *d = r->details != NULL ? cJSON_Parse(r->details) : NULL;
+    const cJSON *c = cJSON_GetObjectItemCaseSensitive(d, "credential");
+    const cJSON *exp = cJSON_GetObjectItemCaseSensitive(c, "expires_ms");
+    char *scopes = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(c, "scopes"));
+    sqlite3_stmt *st = a->st_cred;
+    pv_status rc = PV_OK;
+    int src;
+
+    if (cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(c, "jti")) == NULL ||
+        !cJSON_IsNumber(exp) || scopes == NULL) {
+        rc = pv_err_set(err, PV_EIO, "credential %s: details.credential lacks jti, scopes or "
+                                     "expires_ms",
+                        r->id);
+        goto done;
+    }
+    bind_text(st, 1, cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(c, "jti")));
+    bind_text(st, 2, r->id);
+    sqlite3_bind_int64(st, 3, r->time_ms);
+    bind_text(st, 4,
+              r->actor != NULL ? r->actor : "-");
+    bind_text(st, 5, r->team);
+    bind_text(st, 6, r->service);
+    bind_text(st, 7, cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(c, "audience")));
+    bind_text(st, 8, scopes);
+    sqlite3_bind_int64(st, 9, (int64_t)exp->valuedouble);
+    bind_text(st, 10, cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(c, "via")));
+    src = sqlite3_step(st);
+    sqlite3_reset(st);
+    /* Any failure aborts the transaction: the decision row is in it already. */
+    if (src != SQLITE_DONE)
+        rc = pv_err_set(err, PV_EIO, "credential %s: %s", r->id, sqlite3_errmsg(a->db));
+done:
+    free(scopes);
+    cJSON_Delete(d);
+    return rc;
+}
+
 static pv_status insert_row(struct audit *a, struct item *it, int64_t rowid, const char *prev_hash,
                             char hash[CHAIN_HASH_HEX_LEN + 1], struct exc_event *ev,
                             struct pv_err *err);
@@ -877,6 +919,11 @@ static pv_status insert_row(struct audit *a, struct item *it, int64_t rowid, con
         if (src != SQLITE_DONE)
             return pv_err_set(err, PV_EIO, "insert service of %s: %s", r->id,
                               sqlite3_errmsg(a->db));
+    }
+    if (strcmp(r->kind, "credential") == 0 && strcmp(r->decision, "allow") == 0) {
+        rc = insert_credential(a, r, err);
+        if (rc)
+            return rc;
     }
     if (r->notify_routes == NULL)
         return PV_OK;
@@ -1200,6 +1247,7 @@ static void free_store(struct audit *a)
     sqlite3_finalize(a->st_key_usage);
     sqlite3_finalize(a->st_ledger_put);
     sqlite3_finalize(a->st_ledger_del);
+    sqlite3_finalize(a->st_cred);
     /* The last connection to close checkpoints the WAL and removes it. */
     sqlite3_close(a->ckpt_db);
     sqlite3_close(a->db);
@@ -1306,6 +1354,12 @@ pv_status audit_open(struct audit **out, const struct audit_options *opt, struct
                      err);
     if (rc == PV_OK)
         rc = prepare(a, &a->st_ledger_del, "DELETE FROM ledger WHERE key = ?1", err);
+    if (rc == PV_OK)
+        rc = prepare(a, &a->st_cred,
+                     "INSERT INTO credentials (jti, decision_id, time_ms, subject, team, service, "
+                     "audience, scopes, expires_ms, via) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, "
+                     "?9, ?10)",
+                     err);
     if (rc == PV_OK)
         rc = load_head(a, err);
     if (rc)

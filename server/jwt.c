@@ -142,9 +142,9 @@ static pv_status parse_object(const char *p, size_t len, const char *what, cJSON
             if (strcmp(a->string, b->string) == 0) {
                 char q[QUOTE_MAX];
 
+                quote(a->string, q, sizeof(q));
                 cJSON_Delete(o);
-                return pv_err_set(err, PV_EINVAL, "malformed token: %s has \"%s\" twice", what,
-                                  quote(a->string, q, sizeof(q)));
+                return pv_err_set(err, PV_EINVAL, "malformed token: %s has \"%s\" twice", what, q);
             }
         }
     }
@@ -200,9 +200,6 @@ pv_status jwt_b64url_decode(const char *s, size_t len, unsigned char **out, size
     uint32_t acc = 0;
     int bits = 0;
 
-    if (len % 4 == 1)
-        return pv_err_set(err, PV_EINVAL, "base64url text of %zu characters cannot be complete",
-                          len);
     for (size_t i = 0; i < len; i++) {
         if (b64url_value((unsigned char)s[i]) < 0) {
             if (s[i] == '=')
@@ -210,6 +207,9 @@ pv_status jwt_b64url_decode(const char *s, size_t len, unsigned char **out, size
             return pv_err_set(err, PV_EINVAL, "character %zu is not base64url", i + 1);
         }
     }
+    if (len % 4 == 1)
+        return pv_err_set(err, PV_EINVAL, "base64url text of %zu characters cannot be complete",
+                          len);
     buf = xmalloc(len / 4 * 3 + 3 + 1);
     for (size_t i = 0; i < len; i++) {
         acc = (acc << 6) | (uint32_t)b64url_value((unsigned char)s[i]);

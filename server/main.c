@@ -10,6 +10,8 @@
 
 #include "cmd_audit.h"
 #include "cmd_certs.h"
+#include "cmd_creds.h"
+#include "cmd_keys.h"
 #include "cmd_exceptions.h"
 #include "cmd_notify.h"
 #include "cmd_quota.h"
@@ -79,6 +81,10 @@ int main(int argc, char **argv)
         return cmd_exceptions(argc - 1, argv + 1);
     if (strcmp(cmd, "breakglass") == 0)
         return cmd_breakglass(argc - 1, argv + 1);
+    if (strcmp(cmd, "creds") == 0)
+        return cmd_creds(argc - 1, argv + 1);
+    if (strcmp(cmd, "keys") == 0)
+        return cmd_keys(argc - 1, argv + 1);
     if (strcmp(cmd, "quota") == 0)
         return cmd_quota(argc - 1, argv + 1);
     if (strcmp(cmd, "notify") == 0)

@@ -35,6 +35,7 @@
 #include "cli.h"
 #include "clock.h"
 #include "cmd_audit.h"
+#include "creds.h"
 #include "decide.h"
 #include "fsutil.h"
 #include "jsonpatch.h"
@@ -141,6 +142,7 @@ struct server {
     pthread_mutex_t exc_mu;
     struct exc_state *exc;           /* guarded by exc_mu */
     _Atomic(struct notify *) notify; /* set once before serving, cleared after stopping */
+    struct creds *creds;             /* NULL when the signing keys could not be set up */
     atomic_ulong n_exc_reload_failures;
     atomic_ulong n_quota_denied;
     pthread_mutex_t gauges_mu;
@@ -1269,6 +1271,59 @@ done:
     return ret;
 }
 
+/* ---- Credentials ---- */
+
+/* POST /v1/credentials: the identity is the body's id_token or the bearer API token. */
+static enum MHD_Result handle_credentials(struct server *srv, struct MHD_Connection *c,
+                                          struct req_ctx *rc)
+{
+    struct snapshot *snap = snapshot_acquire(srv);
+    struct creds_call call = {0};
+    struct api_answer ans = {0};
+    struct pv_err err = {0};
+    enum MHD_Result ret;
+
+    if (srv->creds == NULL) {
+        snapshot_release(snap);
+        return respond_error(c, MHD_HTTP_SERVICE_UNAVAILABLE,
+                             "credential issuance is not available: the signing keys could not "
+                             "be set up (see the server log)");
+    }
+    call.vm = thread_vm(snap, &err);
+    if (call.vm == NULL) {
+        snapshot_release(snap);
+        return respond_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, err.msg);
+    }
+    call.audit = srv->audit;
+    call.cfg = snap->e.cfg;
+    call.bundle_hash = snap->bundle_hash;
+    call.authorization = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+    call.body = rc->body;
+    call.len = rc->len;
+    call.deadline_ns = now_ns() + (uint64_t)snap->e.cfg->server.request_timeout_ms * 1000000u;
+    creds_issue(srv->creds, &call, &ans);
+    ret = respond(c, ans.status, "application/json", ans.body);
+    snapshot_release(snap);
+    return ret;
+}
+
+static enum MHD_Result handle_well_known(struct server *srv, struct MHD_Connection *c,
+                                         bool is_jwks)
+{
+    struct snapshot *snap;
+    cJSON *doc;
+    enum MHD_Result ret;
+
+    if (srv->creds == NULL)
+        return respond_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "no signing keys");
+    snap = snapshot_acquire(srv);
+    doc = is_jwks ? creds_jwks(srv->creds, clock_wall_ms()) : creds_discovery(snap->e.cfg);
+    ret = respond(c, MHD_HTTP_OK, "application/json", cJSON_PrintUnformatted(doc));
+    cJSON_Delete(doc);
+    snapshot_release(snap);
+    return ret;
+}
+
 /* GET /v1/reports/adoption?since=30d&until=&team=&by=day|week|month */
 static enum MHD_Result handle_report(struct server *srv, struct MHD_Connection *c)
 {
@@ -1567,6 +1622,17 @@ static enum MHD_Result dispatch(struct server *srv, struct MHD_Connection *c, co
         if (!is_post)
             return respond_method(c, "POST");
         return handle_decide(srv, c, rc);
+    }
+    if (strcmp(url, "/v1/credentials") == 0) {
+        if (!is_post)
+            return respond_method(c, "POST");
+        return handle_credentials(srv, c, rc);
+    }
+    if (strcmp(url, "/.well-known/jwks.json") == 0 ||
+        strcmp(url, "/.well-known/openid-configuration") == 0) {
+        if (!is_get)
+            return respond_method(c, "GET");
+        return handle_well_known(srv, c, url[13] == 'j');
     }
     if (strncmp(url, "/v1/quotas/", 11) == 0) {
         if (!is_get)
@@ -2159,6 +2225,30 @@ int cmd_serve(int argc, char **argv)
         atomic_store(&srv.notify, n);
         notify_wake(n); /* messages left pending by the last run go out now */
     }
+    {
+        /* The keys live beside the audit store unless credentials.keys_dir says. */
+        const cJSON *kd = cJSON_GetObjectItemCaseSensitive(
+            cJSON_GetObjectItemCaseSensitive(snap->e.cfg->root, "credentials"), "keys_dir");
+        char *dir = cJSON_IsString(kd) ? xstrdup(kd->valuestring) : NULL;
+
+        if (dir == NULL) {
+            const char *slash = strrchr(aopt.path, '/');
+            size_t n = slash != NULL ? (size_t)(slash - aopt.path) : 0;
+
+            dir = xmalloc(n + sizeof("/keys") + 1);
+            if (slash != NULL)
+                snprintf(dir, n + sizeof("/keys") + 1, "%.*s/keys", (int)n, aopt.path);
+            else
+                snprintf(dir, n + sizeof("/keys") + 1, "keys");
+        }
+        if (creds_new(&srv.creds, snap->e.cfg, dir, &err))
+            log_msg(LOG_ERROR, "serve",
+                    "credential issuance disabled: keys %s: %s (POST /v1/credentials answers 503)",
+                    dir, err.msg);
+        else
+            log_msg(LOG_INFO, "serve", "credential signing keys in %s", dir);
+        free(dir);
+    }
     if (clock_is_test_build())
         log_msg(LOG_WARN, "serve", "this is paved-test: the clock honours PAVED_TEST_CLOCK");
     memset(&sa, 0, sizeof(sa));
@@ -2270,6 +2360,7 @@ done:
     n_tls_pairs = 0;
     snapshot_release(srv.snap != NULL ? srv.snap : snap);
     exc_state_release(srv.exc);
+    creds_free(srv.creds);
     pthread_mutex_destroy(&srv.mu);
     pthread_mutex_destroy(&srv.policy_mu);
     pthread_mutex_destroy(&srv.exc_mu);
