@@ -21,7 +21,8 @@ static const char usage[] =
     "Runs policy test cases: JSON Lines files (*.jsonl) and directories of them, one case\n"
     "per line in the corpus case format: policy, params, operation, object, expect\n"
     "(allow|deny), expect_count (number or null) and optionally match, namespace,\n"
-    "inventory, old_object, user_info, source_path, note, and expect_patch (the JSON\n"
+    "inventory, old_object, user_info, subject ({team, service, actor}: req.subject), kind\n"
+    "(req.kind: deploy, provision or credential), source_path, note, and expect_patch (the JSON\n"
     "Patch a mutating policy must return). Each case instantiates its policy once with\n"
     "the case's params and match and decides the object.\n"
     "\n"
@@ -113,6 +114,11 @@ static void run_case(struct run *run, const cJSON *c, const char *where)
     req.old_object = cJSON_GetObjectItemCaseSensitive(c, "old_object");
     req.inventory = cJSON_GetObjectItemCaseSensitive(c, "inventory");
     req.user_info = cJSON_GetObjectItemCaseSensitive(c, "user_info");
+    req.subject = cJSON_GetObjectItemCaseSensitive(c, "subject");
+    if (req.subject != NULL && !cJSON_IsObject(req.subject))
+        req.subject = NULL;
+    if (str_field(c, "kind") != NULL)
+        req.kind = str_field(c, "kind");
     {
         const cJSON *md = cJSON_GetObjectItemCaseSensitive(object, "metadata");
         const char *ns = str_field(md, "namespace");

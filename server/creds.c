@@ -159,16 +159,17 @@ struct outcome {
     cJSON *credential; /* borrowed: details.credential */
 };
 
-/* Commits the record of one issuance or refusal (kind "credential"). On PV_OK 'id' holds
- * its decision id. */
+/* Commits the record of one issuance or refusal (kind "credential") under the decision
+ * id 'id', made here when 'id' is empty. */
 static pv_status record(const struct creds_call *call, const struct outcome *o,
                         char id[AUDIT_ID_LEN + 1], struct pv_err *err)
 {
     struct audit_record *rec = xcalloc(1, sizeof(*rec));
     cJSON *details = cJSON_CreateObject();
 
-    audit_new_id(rec->id);
-    memcpy(id, rec->id, AUDIT_ID_LEN + 1);
+    if (id[0] == '\0')
+        audit_new_id(id);
+    memcpy(rec->id, id, AUDIT_ID_LEN + 1);
     rec->time_ms = clock_wall_ms();
     rec->source = xstrdup("api");
     rec->kind = xstrdup("credential");
@@ -196,7 +197,7 @@ static void refuse(const struct creds_call *call, struct api_answer *out, unsign
 {
     struct outcome o = {0};
     struct pv_err err = {0};
-    char id[AUDIT_ID_LEN + 1];
+    char id[AUDIT_ID_LEN + 1] = "";
     cJSON *v = cJSON_CreateArray();
     cJSON *x = cJSON_CreateObject();
 
@@ -516,7 +517,7 @@ void creds_issue(struct creds *cr, const struct creds_call *call, struct api_ans
     char *jti = NULL;
     char *scope = NULL;
     char why[PV_ERR_MSG_MAX + 64];
-    char decision_id[AUDIT_ID_LEN + 1];
+    char decision_id[AUDIT_ID_LEN + 1] = "";
     bool is_judged = false;
     int64_t ttl_s = 0;
     int64_t now_ms;
@@ -606,8 +607,9 @@ void creds_issue(struct creds *cr, const struct creds_call *call, struct api_ans
         cJSON_AddStringToObject(claims, "jti", jti);
         cJSON_AddStringToObject(claims, "team", id.team);
         cJSON_AddStringToObject(claims, "service", id.service);
-        /* The decision id goes in after it is known; made up front so the record and
-         * the token agree. */
+        /* The record's decision id, made up front so the token and the record agree. */
+        audit_new_id(decision_id);
+        cJSON_AddStringToObject(claims, "paved_decision_id", decision_id);
         cJSON_AddStringToObject(cred, "jti", jti);
         cJSON_AddItemToObject(cred, "scopes", cJSON_Duplicate(scopes, 1));
         cJSON_AddNumberToObject(cred, "ttl_s", (double)granted_ttl);
