@@ -292,8 +292,8 @@ static int do_issue(int argc, char **argv)
         goto done;
     if (a.is_json) {
         text = cJSON_Print(ans);
-        PV_ASSERT(text != NULL);
-        printf("%s\n", text);
+        if (text != NULL)
+            printf("%s\n", text);
     } else {
         printf("%s\n", cJSON_GetObjectItemCaseSensitive(ans, "token")->valuestring);
     }

@@ -152,6 +152,16 @@ static pv_status parse_object(const char *p, size_t len, const char *what, cJSON
     return PV_OK;
 }
 
+/* cJSON_PrintUnformatted, which fails only when memory is exhausted. */
+static char *print_json(const cJSON *v)
+{
+    char *s = cJSON_PrintUnformatted(v);
+
+    if (s == NULL)
+        pv_assert_fail(__FILE__, __LINE__, "cJSON_PrintUnformatted: out of memory");
+    return s;
+}
+
 /* ---- base64url ---- */
 
 char *jwt_b64url_encode(const void *p, size_t len)
@@ -872,9 +882,8 @@ pv_status jwt_sign_es256(EVP_PKEY *key, const char *kid, const cJSON *claims, ch
     PV_ASSERT(cJSON_AddStringToObject(header, "alg", "ES256") != NULL);
     PV_ASSERT(cJSON_AddStringToObject(header, "typ", "JWT") != NULL);
     PV_ASSERT(cJSON_AddStringToObject(header, "kid", kid) != NULL);
-    header_text = cJSON_PrintUnformatted(header);
-    claims_text = cJSON_PrintUnformatted(claims);
-    PV_ASSERT(header_text != NULL && claims_text != NULL);
+    header_text = print_json(header);
+    claims_text = print_json(claims);
     h64 = jwt_b64url_encode(header_text, strlen(header_text));
     c64 = jwt_b64url_encode(claims_text, strlen(claims_text));
     input_len = strlen(h64) + 1 + strlen(c64);

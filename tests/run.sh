@@ -107,8 +107,17 @@ if want workflow; then
     grep -A6 '^FAIL' "$log" | head -n 60
 fi
 
+if want platform; then
+    # Debian's python3 has python3-jwt and python3-cryptography (tools/deps.sh test).
+    PY=python3
+    [ -x /usr/bin/python3 ] && PY=/usr/bin/python3
+    PAVED="$B/paved" timeout 400 "$PY" tests/integration/platform.py >"$log" 2>&1
+    count_line "platform (credentials, quotas, cost; real server, real JWKS over HTTPS)"
+    grep -A6 '^FAIL' "$log" | head -n 60
+fi
+
 if want cli; then
-    for s in tests/cli/exceptions.sh tests/cli/report.sh; do
+    for s in tests/cli/exceptions.sh tests/cli/report.sh tests/cli/creds.sh; do
         [ -f "$s" ] || continue
         PAVED="$B/paved" B="$B" sh "$s" >"$log" 2>&1
         count_line "cli ($s)"
