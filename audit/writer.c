@@ -722,18 +722,14 @@ static pv_status insert_credential(struct audit *a, const struct audit_record *r
     pv_status rc = PV_OK;
     int src;
 
+    /* Only an issuance (details.credential with jti, scopes and expiry) has a row. */
     if (cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(c, "jti")) == NULL ||
-        !cJSON_IsNumber(exp) || scopes == NULL) {
-        rc = pv_err_set(err, PV_EIO, "credential %s: details.credential lacks jti, scopes or "
-                                     "expires_ms",
-                        r->id);
+        !cJSON_IsNumber(exp) || scopes == NULL)
         goto done;
-    }
     bind_text(st, 1, cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(c, "jti")));
     bind_text(st, 2, r->id);
     sqlite3_bind_int64(st, 3, r->time_ms);
-    bind_text(st, 4,
-              r->actor != NULL ? r->actor : "-");
+    bind_text(st, 4, r->actor != NULL ? r->actor : "-");
     bind_text(st, 5, r->team);
     bind_text(st, 6, r->service);
     bind_text(st, 7, cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(c, "audience")));

@@ -119,8 +119,7 @@ static void limit_or_null(cJSON *o, const char *k, double v, bool is_set)
         cJSON_AddNullToObject(o, k);
 }
 
-cJSON *charge_quota_json(const struct config *cfg, const char *team,
-                         const struct audit_usage *used)
+cJSON *charge_quota_json(const struct config *cfg, const char *team, const struct audit_usage *used)
 {
     const struct cfg_quota *q = config_quota_of(cfg, team);
     struct usage u = to_usage(used);
@@ -144,14 +143,12 @@ cJSON *charge_quota_json(const struct config *cfg, const char *team,
                   q != NULL && q->monthly_cost >= 0);
     limit_or_null(rem, "cpu_millis", q != NULL ? (double)(q->cpu_millis - u.cpu_millis) : 0,
                   q != NULL && q->cpu_millis >= 0);
-    limit_or_null(rem, "memory_bytes",
-                  q != NULL ? (double)(q->memory_bytes - u.memory_bytes) : 0,
+    limit_or_null(rem, "memory_bytes", q != NULL ? (double)(q->memory_bytes - u.memory_bytes) : 0,
                   q != NULL && q->memory_bytes >= 0);
     limit_or_null(rem, "storage_bytes",
                   q != NULL ? (double)(q->storage_bytes - u.storage_bytes) : 0,
                   q != NULL && q->storage_bytes >= 0);
-    limit_or_null(rem, "environments",
-                  q != NULL ? (double)(q->environments - u.environments) : 0,
+    limit_or_null(rem, "environments", q != NULL ? (double)(q->environments - u.environments) : 0,
                   q != NULL && q->environments >= 0);
     limit_or_null(rem, "monthly_cost", q != NULL ? q->monthly_cost - used->monthly_cost : 0,
                   q != NULL && q->monthly_cost >= 0);

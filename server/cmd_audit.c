@@ -977,8 +977,7 @@ static int run_cost_report(const char *db, const struct audit_report_opts *o,
     {
         printf("%-32.32s %10.0f %20.2f %20.2f\n", str_field(x, g),
                cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(x, "decisions")),
-               cJSON_GetNumberValue(
-                   cJSON_GetObjectItemCaseSensitive(x, "monthly_cost_of_objects")),
+               cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(x, "monthly_cost_of_objects")),
                cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(x, "monthly_cost_added")));
     }
     printf("\ncosts are per month, in the currency of the server's price table\n");

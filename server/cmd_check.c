@@ -178,7 +178,7 @@ static void print_text(const struct opts *op, const struct input_obj *o, const c
 /* ---- JSON ---- */
 
 static cJSON *json_of(const struct opts *op, const struct input_obj *o, const char *ns,
-                      const struct decision *d)
+                      const struct decision *d, const struct pv_request *req)
 {
     cJSON *j = cJSON_CreateObject();
     cJSON *bs = op->is_explain ? cJSON_AddArrayToObject(j, "bindings") : NULL;
@@ -210,7 +210,10 @@ static cJSON *json_of(const struct opts *op, const struct input_obj *o, const ch
             cJSON_AddItemToArray(bs, b);
         }
     }
-    decide_findings_json(d, j);
+    if (req != NULL)
+        decide_findings_json_hinted(d, req, j);
+    else
+        decide_findings_json(d, j);
     return j;
 }
 
@@ -503,7 +506,7 @@ int cmd_check(int argc, char **argv)
             if (op.format == FMT_TEXT)
                 print_text(&op, o, ns, &d, remote == NULL ? &req : NULL);
             else if (op.format == FMT_JSON)
-                cJSON_AddItemToArray(objs, json_of(&op, o, ns, &d));
+                cJSON_AddItemToArray(objs, json_of(&op, o, ns, &d, remote == NULL ? &req : NULL));
             else
                 print_junit_case(o, ns, &d);
         }

@@ -23,8 +23,8 @@ static const char usage[] =
     "use 34 of 32 cpu\").\n"
     "\n"
     "options:\n"
-    "  --format FMT        table (default) or json (the server's document)\n" APICLIENT_USAGE_OPTIONS
-    "\n"
+    "  --format FMT        table (default) or json (the server's "
+    "document)\n" APICLIENT_USAGE_OPTIONS "\n"
     "exit status: 0 shown, 1 the server refused (e.g. 401 for a bad token), 2 usage,\n"
     "transport or server error.\n"
     "\n"

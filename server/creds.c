@@ -336,8 +336,9 @@ static bool check_body(const cJSON *body, int64_t *ttl_s, char *why, size_t cap)
     const cJSON *s;
 
     if (!cJSON_IsObject(body)) {
-        snprintf(why, cap, "send {\"id_token\"?, \"audience\", \"scopes\": [..], \"ttl\": "
-                           "\"15m\"}");
+        snprintf(why, cap,
+                 "send {\"id_token\"?, \"audience\", \"scopes\": [..], \"ttl\": "
+                 "\"15m\"}");
         return false;
     }
     if (!only_keys(body, &bad)) {
@@ -359,8 +360,8 @@ static bool check_body(const cJSON *body, int64_t *ttl_s, char *why, size_t cap)
     }
     cJSON_ArrayForEach(s, scopes)
     {
-        if (!cJSON_IsString(s) || s->valuestring[0] == '\0' ||
-            strlen(s->valuestring) > FIELD_MAX || strchr(s->valuestring, ' ') != NULL) {
+        if (!cJSON_IsString(s) || s->valuestring[0] == '\0' || strlen(s->valuestring) > FIELD_MAX ||
+            strchr(s->valuestring, ' ') != NULL) {
             snprintf(why, cap, "each scope is a non-empty string without spaces");
             return false;
         }
@@ -375,8 +376,8 @@ static bool check_body(const cJSON *body, int64_t *ttl_s, char *why, size_t cap)
 }
 
 /* The object the credential policy decides. */
-static cJSON *request_object(const struct config *cfg, const cJSON *body,
-                             const struct identity *id, int64_t ttl_s)
+static cJSON *request_object(const struct config *cfg, const cJSON *body, const struct identity *id,
+                             int64_t ttl_s)
 {
     cJSON *o = cJSON_CreateObject();
     cJSON *md = cJSON_AddObjectToObject(o, "metadata");
@@ -649,8 +650,8 @@ void creds_issue(struct creds *cr, const struct creds_call *call, struct api_ans
             answer_doc(out, 201, doc);
             log_msg(LOG_INFO, "creds",
                     "decision=%s issued jti=%s team=%s subject=%s aud=%s scope=\"%s\" ttl=%lld",
-                    decision_id, jti, id.team, id.subject, json_str(spec, "audience", NULL),
-                    scope, (long long)granted_ttl);
+                    decision_id, jti, id.team, id.subject, json_str(spec, "audience", NULL), scope,
+                    (long long)granted_ttl);
         }
     }
 done:

@@ -26,10 +26,10 @@ void creds_free(struct creds *cr);
 struct creds_call {
     struct audit *audit;
     const struct config *cfg;
-    struct vm *vm;               /* the calling thread's vm */
+    struct vm *vm; /* the calling thread's vm */
     const char *bundle_hash;
-    const char *authorization;   /* the Authorization header, or NULL */
-    const char *body;            /* 'len' bytes */
+    const char *authorization; /* the Authorization header, or NULL */
+    const char *body;          /* 'len' bytes */
     size_t len;
     uint64_t deadline_ns;
 };

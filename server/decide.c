@@ -102,6 +102,26 @@ void decide_findings_json(const struct decision *d, cJSON *obj)
     }
 }
 
+void decide_findings_json_hinted(const struct decision *d, const struct pv_request *req, cJSON *obj)
+{
+    cJSON *v;
+
+    decide_findings_json(d, obj);
+    v = cJSON_GetObjectItemCaseSensitive(obj, "violations")->child;
+    /* The same walk as decide_findings_json: one element per violation message. */
+    for (size_t i = 0; i < d->n_items && v != NULL; i++) {
+        const struct decide_item *it = &d->items[i];
+        char hint[400];
+
+        if (it->r.outcome >= VM_ERROR || !it->is_violated)
+            continue;
+        decide_exception_hint(it->policy, req, hint, sizeof(hint));
+        for (size_t k = 0; k < it->r.n_violations && v != NULL; k++, v = v->next)
+            if (it->enforcement == VM_DENY && !it->is_covered)
+                cJSON_AddStringToObject(v, "exception_request", hint);
+    }
+}
+
 const char *decide_enforcement_name(enum vm_enforcement e)
 {
     switch (e) {

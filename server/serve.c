@@ -64,7 +64,8 @@ static const char usage[] =
     "  GET  /v1/exceptions  ?state=&team=&service=&policy=&expiring_within=7d (any token)\n"
     "  GET  /v1/exceptions/ID            one exception and its audit events\n"
     "  POST /v1/exceptions/ID/approve|deny|revoke   (approver; never the requester)\n"
-    "  POST /v1/breakglass  {\"duration\": \"30m\", \"reason\", \"namespaces\", \"teams\"} (admin)\n"
+    "  POST /v1/breakglass  {\"duration\": \"30m\", \"reason\", \"namespaces\", \"teams\"} "
+    "(admin)\n"
     "  GET  /v1/breakglass, POST /v1/breakglass/ID/end\n"
     "  GET  /v1/reports/adoption ?since=30d&until=&team=&by=day|week|month\n"
     "                       (token: reader, approver or admin)\n"
@@ -1048,7 +1049,7 @@ static enum MHD_Result handle_decide(struct server *srv, struct MHD_Connection *
     cJSON_AddStringToObject(out, "decision_id", rec->id);
     cJSON_AddBoolToObject(out, "allowed", d.is_allowed);
     cJSON_AddStringToObject(out, "path", decide_path_name(d.path));
-    decide_findings_json(&d, out);
+    decide_findings_json_hinted(&d, &req, out);
     text = cJSON_PrintUnformatted(out);
     cJSON_Delete(out);
     ret = park(srv, c, rc, snap, &d, rec, t0, NULL, NULL, req.source, text);
@@ -1307,8 +1308,7 @@ static enum MHD_Result handle_credentials(struct server *srv, struct MHD_Connect
     return ret;
 }
 
-static enum MHD_Result handle_well_known(struct server *srv, struct MHD_Connection *c,
-                                         bool is_jwks)
+static enum MHD_Result handle_well_known(struct server *srv, struct MHD_Connection *c, bool is_jwks)
 {
     struct snapshot *snap;
     cJSON *doc;
