@@ -45,7 +45,8 @@ static const char usage[] =
 
 static const char usage_issue[] =
     "usage: paved creds issue --audience A --scope S [--scope S2 ...] [--ttl DURATION]\n"
-    "                         [--id-token FILE] [--format token|json] [connection options]\n"
+    "                         (--id-token FILE | --team T --service S)\n"
+    "                         [--format token|json] [connection options]\n"
     "\n"
     "Asks the server for a credential (POST /v1/credentials). Your identity is one of:\n"
     "  - an upstream OIDC token (--id-token FILE): a CI provider's ID token or a\n"
@@ -61,6 +62,8 @@ static const char usage_issue[] =
     "  --ttl DURATION      the lifetime to ask for (15m, 1h; at most 24h); the server caps\n"
     "                      it at credentials.max_ttl and its policy's limit (default: the\n"
     "                      server's)\n"
+    "  --team T            with an API token: the team the credential is for (with an\n"
+    "  --service S           id token, both come from its claims)\n"
     "  --id-token FILE     read the upstream OIDC token from FILE (\"-\" for standard input;\n"
     "                      surrounding whitespace ignored), e.g.\n"
     "                      /var/run/secrets/kubernetes.io/serviceaccount/token\n"
@@ -87,6 +90,8 @@ struct args {
     size_t n_scopes;
     const char *ttl;
     const char *id_token_file;
+    const char *team;
+    const char *service;
     bool is_json;
 };
 
@@ -97,7 +102,7 @@ static int fail_usage(const char *msg, const char *arg)
     return APICLIENT_EXIT_ERROR;
 }
 
-enum { OPT_AUDIENCE = 256, OPT_SCOPE, OPT_TTL, OPT_ID_TOKEN, OPT_FORMAT };
+enum { OPT_AUDIENCE = 256, OPT_SCOPE, OPT_TTL, OPT_ID_TOKEN, OPT_FORMAT, OPT_TEAM, OPT_SERVICE };
 
 /* Returns -1 to go on, or the exit status (0 after --help). */
 static int parse_args(struct args *a, int argc, char **argv)
@@ -108,6 +113,8 @@ static int parse_args(struct args *a, int argc, char **argv)
         {"ttl", required_argument, NULL, OPT_TTL},
         {"id-token", required_argument, NULL, OPT_ID_TOKEN},
         {"format", required_argument, NULL, OPT_FORMAT},
+        {"team", required_argument, NULL, OPT_TEAM},
+        {"service", required_argument, NULL, OPT_SERVICE},
         {"help", no_argument, NULL, 'h'},
         APICLIENT_LONGOPTS,
         {NULL, 0, NULL, 0},
@@ -162,6 +169,16 @@ static int parse_args(struct args *a, int argc, char **argv)
                 return fail_usage("empty value for", "--id-token");
             a->id_token_file = optarg;
             break;
+        case OPT_TEAM:
+            if (optarg[0] == '\0')
+                return fail_usage("empty value for", "--team");
+            a->team = optarg;
+            break;
+        case OPT_SERVICE:
+            if (optarg[0] == '\0')
+                return fail_usage("empty value for", "--service");
+            a->service = optarg;
+            break;
         case OPT_FORMAT:
             if (strcmp(optarg, "token") != 0 && strcmp(optarg, "json") != 0)
                 return fail_usage("--format: expected token or json", optarg);
@@ -180,6 +197,11 @@ static int parse_args(struct args *a, int argc, char **argv)
     if (a->id_token_file != NULL && (a->conn.token != NULL || a->conn.token_file != NULL))
         return fail_usage("give --id-token or an API token (--token, --token-file), not both",
                           NULL);
+    if (a->id_token_file != NULL && (a->team != NULL || a->service != NULL))
+        return fail_usage("--team and --service come from the id token's claims; drop them",
+                          NULL);
+    if (a->id_token_file == NULL && (a->team == NULL || a->service == NULL))
+        return fail_usage("with an API token, name the credential's --team and --service", NULL);
     return -1;
 }
 
@@ -276,6 +298,10 @@ static int do_issue(int argc, char **argv)
     if (id_token != NULL)
         PV_ASSERT(cJSON_AddStringToObject(body, "id_token", id_token) != NULL);
     PV_ASSERT(cJSON_AddStringToObject(body, "audience", a.audience) != NULL);
+    if (a.team != NULL)
+        PV_ASSERT(cJSON_AddStringToObject(body, "team", a.team) != NULL);
+    if (a.service != NULL)
+        PV_ASSERT(cJSON_AddStringToObject(body, "service", a.service) != NULL);
     scopes = cJSON_AddArrayToObject(body, "scopes");
     PV_ASSERT(scopes != NULL);
     for (size_t i = 0; i < a.n_scopes; i++) {

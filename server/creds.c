@@ -568,8 +568,11 @@ void creds_issue(struct creds *cr, const struct creds_call *call, struct api_ans
             answer_error(out, 503, err.msg, NULL);
         } else {
             cJSON *doc = cJSON_CreateObject();
+            const char *first = json_str(cJSON_GetArrayItem(v, 0), "message", NULL);
 
-            cJSON_AddStringToObject(doc, "error", "the credential policy denies this request");
+            snprintf(why, sizeof(why), "the credential policy denies this request: %.250s",
+                     first != NULL ? first : "(no message)");
+            cJSON_AddStringToObject(doc, "error", why);
             cJSON_AddStringToObject(doc, "decision_id", decision_id);
             cJSON_AddItemToObject(doc, "violations", cJSON_Duplicate(v, 1));
             answer_doc(out, 403, doc);

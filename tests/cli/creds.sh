@@ -400,21 +400,25 @@ assert r["body"] == {"id_token": "eyJhbGciOiJSUzI1NiJ9.e30.c2ln", "audience": "a
 
 export PAVED_TOKEN=api-token-1
 run creds issue --server "$URL" --insecure-http --audience deploy-api --scope deploy:staging \
-    --format json
+    --team payments --service checkout --format json
 unset PAVED_TOKEN
 check "creds issue: --format json prints the answer" 0 "\"jti\":"
 check_py "creds issue: an API token is sent as bearer, no id_token or ttl" '
 import json, sys
 r = json.loads(open(sys.argv[1]).read().splitlines()[-1])
 assert r["auth"] == "Bearer api-token-1", r
-assert r["body"] == {"audience": "deploy-api", "scopes": ["deploy:staging"]}, r
+assert r["body"] == {"audience": "deploy-api", "team": "payments", "service": "checkout",
+                     "scopes": ["deploy:staging"]}, r
 ' "$T/requests"
 
-run creds issue --server "$URL" --insecure-http --audience denied --scope deploy:prod --token t
+run creds issue --server "$URL" --insecure-http --audience denied --scope deploy:prod --token t \
+    --team payments --service checkout
 check "creds issue: a refusal exits 1 with the server's reason" 1 "scope deploy:prod is not allowed" "$T/err"
 
-run creds issue --server "$URL" --insecure-http --audience a --scope s
+run creds issue --server "$URL" --insecure-http --audience a --scope s --team t --service s
 check "usage: no identity at all" 2 "no API token" "$T/err"
+run creds issue --server "$URL" --insecure-http --audience a --scope s --token t
+check "usage: an API token needs --team and --service" 2 "--team and --service" "$T/err"
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
