@@ -198,8 +198,7 @@ static int parse_args(struct args *a, int argc, char **argv)
         return fail_usage("give --id-token or an API token (--token, --token-file), not both",
                           NULL);
     if (a->id_token_file != NULL && (a->team != NULL || a->service != NULL))
-        return fail_usage("--team and --service come from the id token's claims; drop them",
-                          NULL);
+        return fail_usage("--team and --service come from the id token's claims; drop them", NULL);
     if (a->id_token_file == NULL && (a->team == NULL || a->service == NULL))
         return fail_usage("with an API token, name the credential's --team and --service", NULL);
     return -1;
