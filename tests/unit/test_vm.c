@@ -2,6 +2,7 @@
  * JSON conversion and policy loading, through the public vm API with inline policies. */
 #include "vm.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -385,6 +386,60 @@ static void test_deep_object(void)
     vm_free(vm);
 }
 
+/* ---- paved.quota(team) through the host callback ---- */
+
+static int quota_calls;
+
+static cJSON *fake_quota(void *arg, const char *team)
+{
+    cJSON *doc;
+    cJSON *used;
+
+    quota_calls++;
+    if (strcmp(team, "payments") != 0)
+        return NULL;
+    doc = cJSON_CreateObject();
+    cJSON_AddStringToObject(doc, "team", team);
+    used = cJSON_AddObjectToObject(doc, "used");
+    cJSON_AddNumberToObject(used, "cpu_millis", *(const int *)arg);
+    return doc;
+}
+
+static void test_quota_host(void)
+{
+    static const int used_millis = 1750;
+    struct vm_host host = {fake_quota, (void *)(uintptr_t)&used_millis};
+    struct pv_err err = {0};
+    struct vm_result r;
+    struct vm *vm = vm_with("local q = paved.quota('payments')\n"
+                            "local none = paved.quota('search')\n"
+                            "if q then violation('used %d of %s', q.used.cpu_millis, q.team) end\n"
+                            "if none == nil then violation('search has no quota') end",
+                            &small_limits, &err);
+
+    T_OK(vm != NULL);
+    if (vm == NULL)
+        return;
+    /* Without a host (paved check, paved test) paved.quota is nil for every team. */
+    eval_json(vm, pod, &r);
+    T_EQ_INT(r.outcome, VM_OK);
+    T_EQ_INT(r.n_violations, 1);
+    if (r.n_violations == 1)
+        T_EQ_STR(r.violations[0], "search has no quota");
+    vm_result_fini(&r);
+    vm_set_host(vm, &host);
+    eval_json(vm, pod, &r);
+    T_EQ_INT(r.outcome, VM_OK);
+    T_EQ_INT(r.n_violations, 2);
+    if (r.n_violations == 2) {
+        T_EQ_STR(r.violations[0], "used 1750 of payments");
+        T_EQ_STR(r.violations[1], "search has no quota");
+    }
+    T_EQ_INT(quota_calls, 2);
+    vm_result_fini(&r);
+    vm_free(vm);
+}
+
 int main(void)
 {
     struct pv_err err = {0};
@@ -401,6 +456,7 @@ int main(void)
     test_loading();
     test_bindings();
     test_deep_object();
+    test_quota_host();
     bundle_fini(&bundle);
     return t_done();
 }
