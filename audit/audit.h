@@ -48,6 +48,7 @@ struct audit_charge {
     char *cost_center;        /* owned, may be NULL */
     bool is_release;          /* DELETE: the key's row goes */
     bool is_check_only;       /* dry run: checked, never charged */
+    bool is_forced;           /* break-glass: charged without the quota check */
     struct audit_usage usage; /* what the key holds once admitted */
 };
 

@@ -654,7 +654,7 @@ static pv_status apply_charge(struct audit *a, struct item *it, struct pv_err *e
         usage_add(&after, &old, -1);
     if (!c->is_release)
         usage_add(&after, &c->usage, 1);
-    if (!c->is_release && a->quota_check != NULL &&
+    if (!c->is_release && !c->is_forced && a->quota_check != NULL &&
         a->quota_check(a->quota_arg, r->team, &before, &after, msg, sizeof(msg))) {
         deny_for_quota(it, msg);
         return PV_OK;

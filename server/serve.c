@@ -649,6 +649,8 @@ static pv_status decide_for(struct snapshot *snap, enum cfg_entry entry,
 
         if (charge_for(snap->e.cfg, req, &rec->charge, &rec->details, &cerr))
             log_msg(LOG_WARN, "quota", "decision=%s not charged: %s", rec->id, cerr.msg);
+        else if (rec->charge != NULL && d->path == DECIDE_BREAKGLASS)
+            rec->charge->is_forced = true; /* break-glass lifts quota denials too */
     }
     if (snap->notify_routes != NULL && d->path == DECIDE_DENIED)
         rec->notify_routes = xstrdup(snap->notify_routes);
