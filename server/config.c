@@ -41,8 +41,7 @@ static int parse_enforcement(const char *s)
     return CFG_UNSET;
 }
 
-/* Fails with the first key of 'obj' not in 'allowed' (NULL-terminated). */
-static pv_status check_keys(const cJSON *obj, const char *const *allowed, const char *where,
+pv_status config_check_keys(const cJSON *obj, const char *const *allowed, const char *where,
                             const char *name, struct pv_err *err)
 {
     const cJSON *c;
@@ -143,7 +142,7 @@ static pv_status parse_binding(struct config *cfg, const cJSON *item, size_t i, 
     if (!cJSON_IsObject(item))
         return pv_err_set(err, PV_ECONFIG, "%s: %s: each binding must be a mapping", cfg->name,
                           where);
-    rc = check_keys(item, keys, where, cfg->name, err);
+    rc = config_check_keys(item, keys, where, cfg->name, err);
     if (rc)
         return rc;
     v = cJSON_GetObjectItemCaseSensitive(item, "policy");
@@ -172,7 +171,7 @@ static pv_status parse_binding(struct config *cfg, const cJSON *item, size_t i, 
             return pv_err_set(err, PV_ECONFIG, "%s: %s: \"match\" must be a mapping", cfg->name,
                               where);
         snprintf(where, sizeof(where), "bindings[%zu].match", i);
-        rc = check_keys(v, match_keys, where, cfg->name, err);
+        rc = config_check_keys(v, match_keys, where, cfg->name, err);
         if (rc)
             return rc;
         snprintf(where, sizeof(where), "bindings[%zu]", i);
@@ -193,7 +192,7 @@ static pv_status parse_limits(struct config *cfg, const cJSON *v, struct pv_err 
 
     if (!cJSON_IsObject(v))
         return pv_err_set(err, PV_ECONFIG, "%s: policy_limits must be a mapping", cfg->name);
-    rc = check_keys(v, keys, "policy_limits", cfg->name, err);
+    rc = config_check_keys(v, keys, "policy_limits", cfg->name, err);
     if (rc)
         return rc;
     cJSON_ArrayForEach(c, v)
@@ -272,7 +271,7 @@ static pv_status parse_server(struct config *cfg, const cJSON *v, struct pv_err 
 
     if (!cJSON_IsObject(v))
         return pv_err_set(err, PV_ECONFIG, "%s: server must be a mapping", cfg->name);
-    rc = check_keys(v, keys, "server", cfg->name, err);
+    rc = config_check_keys(v, keys, "server", cfg->name, err);
     if (rc == PV_OK)
         rc = opt_string(v, "listen", &s->listen, "server", cfg->name, err);
     if (rc == PV_OK)
@@ -315,7 +314,7 @@ static pv_status parse_subject(struct config *cfg, const cJSON *v, struct pv_err
 
     if (!cJSON_IsObject(v))
         return pv_err_set(err, PV_ECONFIG, "%s: subject must be a mapping", cfg->name);
-    rc = check_keys(v, keys, "subject", cfg->name, err);
+    rc = config_check_keys(v, keys, "subject", cfg->name, err);
     if (rc == PV_OK)
         rc = opt_string(v, "team_label", &cfg->subject.team_label, "subject", cfg->name, err);
     if (rc == PV_OK)
@@ -348,7 +347,7 @@ static pv_status parse_audit(struct config *cfg, const cJSON *v, struct pv_err *
 
     if (!cJSON_IsObject(v))
         return pv_err_set(err, PV_ECONFIG, "%s: audit must be a mapping", cfg->name);
-    rc = check_keys(v, keys, "audit", cfg->name, err);
+    rc = config_check_keys(v, keys, "audit", cfg->name, err);
     if (rc == PV_OK)
         rc = opt_string(v, "db", &cfg->audit.db, "audit", cfg->name, err);
     if (rc == PV_OK)
@@ -375,7 +374,7 @@ static pv_status parse_exceptions(struct config *cfg, const cJSON *v, struct pv_
 
     if (!cJSON_IsObject(v))
         return pv_err_set(err, PV_ECONFIG, "%s: exceptions must be a mapping", cfg->name);
-    rc = check_keys(v, keys, "exceptions", cfg->name, err);
+    rc = config_check_keys(v, keys, "exceptions", cfg->name, err);
     if (rc == PV_OK)
         rc = opt_int(v, "remind_days", 0, 365, &d, "exceptions", cfg->name, err);
     cfg->exceptions.remind_days = (int)d;
@@ -391,7 +390,7 @@ static pv_status parse_breakglass(struct config *cfg, const cJSON *v, struct pv_
 
     if (!cJSON_IsObject(v))
         return pv_err_set(err, PV_ECONFIG, "%s: breakglass must be a mapping", cfg->name);
-    rc = check_keys(v, keys, "breakglass", cfg->name, err);
+    rc = config_check_keys(v, keys, "breakglass", cfg->name, err);
     if (rc == PV_OK)
         rc = opt_string(v, "max_duration", &dur, "breakglass", cfg->name, err);
     if (rc || dur == NULL)
@@ -464,7 +463,7 @@ static pv_status parse_tokens(struct config *cfg, const cJSON *v, struct pv_err 
         snprintf(where, sizeof(where), "tokens[%zu]", i);
         if (!cJSON_IsObject(t))
             return pv_err_set(err, PV_ECONFIG, "%s: %s must be a mapping", cfg->name, where);
-        rc = check_keys(t, keys, where, cfg->name, err);
+        rc = config_check_keys(t, keys, where, cfg->name, err);
         if (rc == PV_OK)
             rc = opt_string(t, "name", &tok->name, where, cfg->name, err);
         if (rc == PV_OK)
@@ -592,7 +591,7 @@ pv_status config_parse(struct config **out, const char *text, size_t len, const 
         rc = pv_err_set(err, PV_ECONFIG, "%s: the configuration must be a mapping", name);
         goto fail;
     }
-    rc = check_keys(cfg->root, keys, "top level", name, err);
+    rc = config_check_keys(cfg->root, keys, "top level", name, err);
     if (rc)
         goto fail;
     v = cJSON_GetObjectItemCaseSensitive(cfg->root, "policies_dir");

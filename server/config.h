@@ -184,6 +184,12 @@ pv_status config_load_default(struct config **out, struct pv_err *err);
 
 void config_free(struct config *cfg);
 
+/* For the section parsers (config_*.c): fails with PV_ECONFIG naming the first key of
+ * 'obj' not in 'allowed' (NULL-terminated), "NAME: WHERE: unknown key "k" (expected one
+ * of: ...)". Borrows everything. */
+pv_status config_check_keys(const cJSON *obj, const char *const *allowed, const char *where,
+                            const char *name, struct pv_err *err);
+
 /* Parses the `notifications:` section 'v' (borrowed from cfg->root) into
  * cfg->notifications (server/config_notify.c). Returns PV_ECONFIG naming the key. */
 pv_status config_parse_notifications(struct config *cfg, const cJSON *v, struct pv_err *err);

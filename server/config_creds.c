@@ -16,37 +16,6 @@
 #define CLAIM_NAME_MAX 128
 #define TEAM_MAX 128
 
-static bool in_list(const char *const *list, const char *s)
-{
-    for (const char *const *p = list; *p != NULL; p++)
-        if (strcmp(*p, s) == 0)
-            return true;
-    return false;
-}
-
-/* Fails with the first key of 'obj' not in 'allowed' (NULL-terminated), as config.c's
- * check_keys does. */
-static pv_status check_keys(const cJSON *obj, const char *const *allowed, const char *where,
-                            const char *name, struct pv_err *err)
-{
-    const cJSON *c;
-
-    cJSON_ArrayForEach(c, obj)
-    {
-        char list[256] = "";
-        size_t len = 0;
-
-        if (in_list(allowed, c->string))
-            continue;
-        for (const char *const *a = allowed; *a != NULL && len < sizeof(list) - 40; a++)
-            len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%s",
-                                    a == allowed ? "" : ", ", *a);
-        return pv_err_set(err, PV_ECONFIG, "%s: %s: unknown key \"%s\" (expected one of: %s)", name,
-                          where, c->string, list);
-    }
-    return PV_OK;
-}
-
 /* *out = the string at sec[k] (at most 'max_len' bytes, no control characters),
  * untouched when the key is absent. */
 static pv_status opt_string(const cJSON *sec, const char *k, size_t max_len, const char **out,
@@ -199,7 +168,7 @@ static pv_status parse_issuer(struct config *cfg, const cJSON *item, size_t i, s
                               "%s: %s: issuer %s is already configured by credentials.oidc[%zu]",
                               cfg->name, where, is->issuer, j);
     snprintf(where, sizeof(where), "credentials.oidc[%zu] (%s)", i, is->issuer);
-    rc = check_keys(item, keys, where, cfg->name, err);
+    rc = config_check_keys(item, keys, where, cfg->name, err);
     if (rc == PV_OK)
         rc = opt_bool(item, "allow_http", &is->is_http_allowed, where, cfg->name, err);
     if (rc == PV_OK)
@@ -255,7 +224,7 @@ pv_status config_parse_credentials(struct config *cfg, const cJSON *v, struct pv
         return PV_OK; /* "credentials:" with everything below commented out */
     if (!cJSON_IsObject(v))
         return pv_err_set(err, PV_ECONFIG, "%s: credentials must be a mapping", cfg->name);
-    rc = check_keys(v, keys, "credentials", cfg->name, err);
+    rc = config_check_keys(v, keys, "credentials", cfg->name, err);
     if (rc == PV_OK)
         rc = opt_string(v, "issuer", ISSUER_MAX, &c->issuer, "credentials", cfg->name, err);
     if (rc == PV_OK)

@@ -35,29 +35,6 @@ static bool in_list(const char *const *list, const char *s)
     return false;
 }
 
-/* Fails with the first key of 'obj' not in 'allowed' (NULL-terminated), as config.c's
- * check_keys does. */
-static pv_status check_keys(const cJSON *obj, const char *const *allowed, const char *where,
-                            const char *name, struct pv_err *err)
-{
-    const cJSON *c;
-
-    cJSON_ArrayForEach(c, obj)
-    {
-        char list[256] = "";
-        size_t len = 0;
-
-        if (in_list(allowed, c->string))
-            continue;
-        for (const char *const *a = allowed; *a != NULL && len < sizeof(list) - 40; a++)
-            len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%s",
-                                    a == allowed ? "" : ", ", *a);
-        return pv_err_set(err, PV_ECONFIG, "%s: %s: unknown key \"%s\" (expected one of: %s)", name,
-                          where, c->string, list);
-    }
-    return PV_OK;
-}
-
 /* *out = the string at sec[k], untouched when the key is absent. */
 static pv_status opt_string(const cJSON *sec, const char *k, const char **out, const char *where,
                             const char *name, struct pv_err *err)
@@ -310,7 +287,7 @@ static pv_status parse_endpoint(struct config *cfg, const cJSON *item, size_t i,
                               "notifications.endpoints[%zu]; the outbox names endpoints by it",
                               cfg->name, where, e->name, j);
     snprintf(where, sizeof(where), "notifications.endpoints[%zu] (%s)", i, e->name);
-    rc = check_keys(item, keys, where, cfg->name, err);
+    rc = config_check_keys(item, keys, where, cfg->name, err);
     if (rc)
         return rc;
     e->timeout_ms = 5000;
@@ -348,7 +325,7 @@ pv_status config_parse_notifications(struct config *cfg, const cJSON *v, struct 
         return PV_OK; /* "notifications:" with everything below commented out */
     if (!cJSON_IsObject(v))
         return pv_err_set(err, PV_ECONFIG, "%s: notifications must be a mapping", cfg->name);
-    rc = check_keys(v, keys, "notifications", cfg->name, err);
+    rc = config_check_keys(v, keys, "notifications", cfg->name, err);
     if (rc == PV_OK)
         rc = opt_int(v, "max_attempts", 1, 100, &nt->max_attempts, "notifications", cfg->name, err);
     if (rc == PV_OK)

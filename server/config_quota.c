@@ -14,33 +14,6 @@
 #define CURRENCY_MAX 16
 #define HOURS_PER_MONTH_MAX 744 /* 31 days */
 
-/* Fails with the first key of 'obj' not in 'allowed' (NULL-terminated), as config.c's
- * check_keys does. */
-static pv_status check_keys(const cJSON *obj, const char *const *allowed, const char *where,
-                            const char *name, struct pv_err *err)
-{
-    const cJSON *c;
-
-    cJSON_ArrayForEach(c, obj)
-    {
-        const char *const *a;
-        char list[256] = "";
-        size_t len = 0;
-
-        for (a = allowed; *a != NULL; a++)
-            if (strcmp(*a, c->string) == 0)
-                break;
-        if (*a != NULL)
-            continue;
-        for (a = allowed; *a != NULL && len < sizeof(list) - 40; a++)
-            len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%s",
-                                    a == allowed ? "" : ", ", *a);
-        return pv_err_set(err, PV_ECONFIG, "%s: %s: unknown key \"%s\" (expected one of: %s)", name,
-                          where, c->string, list);
-    }
-    return PV_OK;
-}
-
 /* *out = the quantity at sec[k] x 'scale' rounded up, -1 when the key is absent. */
 static pv_status opt_quantity(const cJSON *sec, const char *k, double scale, const char *example,
                               int64_t *out, const char *where, const char *name, struct pv_err *err)
@@ -95,7 +68,7 @@ static pv_status parse_quota(struct config *cfg, const cJSON *item, size_t i, st
     snprintf(where, sizeof(where), "quotas[%zu]", i);
     if (!cJSON_IsObject(item))
         return pv_err_set(err, PV_ECONFIG, "%s: %s must be a mapping", cfg->name, where);
-    rc = check_keys(item, keys, where, cfg->name, err);
+    rc = config_check_keys(item, keys, where, cfg->name, err);
     if (rc)
         return rc;
     v = cJSON_GetObjectItemCaseSensitive(item, "team");
@@ -185,7 +158,7 @@ pv_status config_parse_prices(struct config *cfg, const cJSON *v, struct pv_err 
 
     if (!cJSON_IsObject(v))
         return pv_err_set(err, PV_ECONFIG, "%s: prices must be a mapping", cfg->name);
-    rc = check_keys(v, keys, "prices", cfg->name, err);
+    rc = config_check_keys(v, keys, "prices", cfg->name, err);
     if (rc)
         return rc;
     c = cJSON_GetObjectItemCaseSensitive(v, "currency");
