@@ -382,49 +382,6 @@ static pv_status write_file(struct out_file *f, const char *dir, bool force, str
     return rc;
 }
 
-/* Creates 'dir' and its missing parents: parents with mode 0755, 'dir' itself with
- * 0700 (both less the umask). An existing 'dir' must be a directory. */
-static pv_status make_dirs(const char *dir, struct pv_err *err)
-{
-    size_t len = strlen(dir);
-    char *path;
-    struct stat st;
-    pv_status rc = PV_OK;
-
-    if (len == 0 || len >= PATH_MAX)
-        return pv_err_set(err, PV_EINVAL, "output directory: %s",
-                          len == 0 ? "empty path" : "path too long");
-    /* Trailing slashes would make the last parent the directory itself. */
-    while (len > 1 && dir[len - 1] == '/')
-        len--;
-    path = xstrndup(dir, len);
-    /* Each '/' after the first byte ends a parent; the full path is the last one. */
-    for (size_t i = 1; i <= len && rc == PV_OK; i++) {
-        bool is_last = i == len;
-
-        if (!is_last && path[i] != '/')
-            continue;
-        if (!is_last)
-            path[i] = '\0';
-        /* mkdir may fail with EEXIST, or on some file systems EACCES or EROFS, for a
-         * directory that exists: what is there decides. */
-        if (mkdir(path, is_last ? 0700 : 0755) != 0) {
-            int mkdir_errno = errno;
-
-            if (stat(path, &st) != 0)
-                rc = pv_err_set(err, PV_EIO, "cannot create directory %s: %s", path,
-                                strerror(mkdir_errno));
-            else if (!S_ISDIR(st.st_mode))
-                rc = pv_err_set(err, PV_EIO, "cannot create directory %s: %s is not a directory",
-                                dir, path);
-        }
-        if (!is_last)
-            path[i] = '/';
-    }
-    free(path);
-    return rc;
-}
-
 /* ---- Entry points ---- */
 
 /* Checks the options and returns the hosts to use in *hosts_out and *n_out. */
@@ -524,7 +481,7 @@ pv_status certs_generate(const struct certs_options *opt, struct pv_err *err)
     if (rc)
         goto done;
 
-    rc = make_dirs(opt->out_dir, err);
+    rc = fs_make_dirs(opt->out_dir, "output directory", err);
     if (rc)
         goto done;
     for (size_t i = 0; i < n_files; i++)

@@ -110,47 +110,6 @@ static pv_status sync_dir(const char *dir, struct pv_err *err)
     return rc;
 }
 
-/* Creates 'dir' (mode 0700) and its missing parents (0755). An existing 'dir' must be a
- * directory; its mode is left alone. */
-static pv_status make_dirs(const char *dir, struct pv_err *err)
-{
-    size_t len = strlen(dir);
-    char *path;
-    struct stat st;
-    pv_status rc = PV_OK;
-
-    if (len == 0 || len >= PATH_MAX)
-        return pv_err_set(err, PV_EINVAL, "keys directory: %s",
-                          len == 0 ? "empty path" : "path too long");
-    while (len > 1 && dir[len - 1] == '/')
-        len--;
-    path = xstrndup(dir, len);
-    for (size_t i = 1; i <= len && rc == PV_OK; i++) {
-        bool is_last = i == len;
-
-        if (!is_last && path[i] != '/')
-            continue;
-        if (!is_last)
-            path[i] = '\0';
-        /* What is there decides: mkdir may say EACCES or EROFS for a directory that
-         * exists. */
-        if (mkdir(path, is_last ? 0700 : 0755) != 0) {
-            int mkdir_errno = errno;
-
-            if (stat(path, &st) != 0)
-                rc = pv_err_set(err, PV_EIO, "cannot create directory %s: %s", path,
-                                strerror(mkdir_errno));
-            else if (!S_ISDIR(st.st_mode))
-                rc = pv_err_set(err, PV_EIO, "cannot create directory %s: %s is not a directory",
-                                dir, path);
-        }
-        if (!is_last)
-            path[i] = '/';
-    }
-    free(path);
-    return rc;
-}
-
 /* Opens dir/.lock and takes 'how' (LOCK_EX or LOCK_SH) on it; *fd_out is the
  * descriptor to close. With 'is_optional' a missing lock file (a read-only directory
  * paved never rotated in) gives PV_OK and *fd_out = -1. */
@@ -612,7 +571,7 @@ static pv_status rotate(const char *dir, int64_t max_ttl_s, int64_t now_ms, bool
         return pv_err_set(err, PV_EINVAL, "bad time %lld", (long long)now_ms);
     if (new_kid_out != NULL && cap < KEYS_KID_LEN + 1)
         return pv_err_set(err, PV_EINVAL, "kid buffer of %zu bytes is too small", cap);
-    rc = make_dirs(dir, err);
+    rc = fs_make_dirs(dir, "keys directory", err);
     if (rc)
         return rc;
     rc = lock_dir(dir, LOCK_EX, false, &lock_fd, err);

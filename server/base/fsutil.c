@@ -1,11 +1,13 @@
 /* server/base/fsutil.c: bounded file reads and sorted directory listings. */
 #include "fsutil.h"
 
+#include <limits.h>
 #include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "xalloc.h"
 
@@ -107,4 +109,45 @@ bool fs_has_suffix(const char *s, const char *suffix)
     size_t m = strlen(suffix);
 
     return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
+pv_status fs_make_dirs(const char *dir, const char *what, struct pv_err *err)
+{
+    size_t len = strlen(dir);
+    char *path;
+    struct stat st;
+    pv_status rc = PV_OK;
+
+    if (len == 0 || len >= PATH_MAX)
+        return pv_err_set(err, PV_EINVAL, "%s: %s", what,
+                          len == 0 ? "empty path" : "path too long");
+    /* Trailing slashes would make the last parent the directory itself. */
+    while (len > 1 && dir[len - 1] == '/')
+        len--;
+    path = xstrndup(dir, len);
+    /* Each '/' after the first byte ends a parent; the full path is the last one. */
+    for (size_t i = 1; i <= len && rc == PV_OK; i++) {
+        bool is_last = i == len;
+
+        if (!is_last && path[i] != '/')
+            continue;
+        if (!is_last)
+            path[i] = '\0';
+        /* mkdir may fail with EEXIST, or on some file systems EACCES or EROFS, for a
+         * directory that exists: what is there decides. */
+        if (mkdir(path, is_last ? 0700 : 0755) != 0) {
+            int mkdir_errno = errno;
+
+            if (stat(path, &st) != 0)
+                rc = pv_err_set(err, PV_EIO, "cannot create directory %s: %s", path,
+                                strerror(mkdir_errno));
+            else if (!S_ISDIR(st.st_mode))
+                rc = pv_err_set(err, PV_EIO, "cannot create directory %s: %s is not a directory",
+                                dir, path);
+        }
+        if (!is_last)
+            path[i] = '/';
+    }
+    free(path);
+    return rc;
 }

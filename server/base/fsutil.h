@@ -23,6 +23,12 @@ void fs_names_free(char **names, size_t n);
 /* Returns "dir/name" (no doubled slash); the caller frees it. */
 char *fs_join(const char *dir, const char *name);
 
+/* Creates 'dir' and its missing parents: parents with mode 0755, 'dir' itself with 0700
+ * (both less the umask). An existing 'dir' must be a directory; its mode is left
+ * alone. 'what' names the directory in messages ("keys directory"). Returns PV_EINVAL
+ * for an empty or too long path, PV_EIO naming the part that cannot be created. */
+pv_status fs_make_dirs(const char *dir, const char *what, struct pv_err *err);
+
 /* True when 's' ends with 'suffix'. */
 bool fs_has_suffix(const char *s, const char *suffix);
 
