@@ -149,6 +149,7 @@ struct server {
     pthread_mutex_t gauges_mu;
     char *gauges;         /* guarded by gauges_mu: adoption and exception gauges for /metrics */
     int64_t gauges_at_ms; /* guarded by gauges_mu */
+    atomic_bool is_gauges_stale; /* an exception or window changed since the last refresh */
     /* What reload() rebuilds from. */
     const char *config_path;
     const char *policies_dir;
@@ -246,6 +247,7 @@ static pv_status exc_reload(struct server *srv, struct pv_err *err)
     srv->exc = st;
     pthread_mutex_unlock(&srv->exc_mu);
     exc_state_release(old);
+    atomic_store(&srv->is_gauges_stale, true);
     return PV_OK;
 }
 
@@ -1403,8 +1405,9 @@ static void gauge_ratio(char **b, size_t *len, size_t *cap, const char *name, co
         gauge_line(b, len, cap, "%s{team=\"%s\"} %g\n", name, team, v->valuedouble);
 }
 
-/* Recomputes the adoption gauges from the last 30 days of the store, at most every
- * 10 s (on the sweeper's thread: /metrics never waits for a report). */
+/* Recomputes the adoption gauges from the last 30 days of the store once a minute, and
+ * after an exception or window changed (the report reads the whole window, so not more
+ * often) (on the sweeper's thread: /metrics never waits for a report). */
 static void refresh_gauges(struct server *srv)
 {
     struct audit_report_opts o = {0};
@@ -1418,7 +1421,8 @@ static void refresh_gauges(struct server *srv)
     char *old;
 
     pthread_mutex_lock(&srv->gauges_mu);
-    if (srv->gauges != NULL && now - srv->gauges_at_ms < 10000 && now >= srv->gauges_at_ms) {
+    if (srv->gauges != NULL && now - srv->gauges_at_ms < 60000 && now >= srv->gauges_at_ms &&
+        !atomic_exchange(&srv->is_gauges_stale, false)) {
         pthread_mutex_unlock(&srv->gauges_mu);
         return;
     }
