@@ -163,4 +163,45 @@ install: build/paved
 clean:
 	rm -rf build
 
+# `make fuzz`: the libFuzzer targets tests/fuzz/fuzz_<target>.c, FUZZ_SECONDS each, on a
+# working corpus under build/fuzz/corpus/ seeded from tests/fuzz/<target>/ (the crash-*
+# inputs saved there are replayed first). The library is compiled again with clang under
+# build/fuzz/ (fuzzer-no-link coverage plus ASan and UBSan), so its flags never mix with a
+# VARIANT's; main.c is not linked, nor mimalloc (ASan must own malloc).
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_B        = build/fuzz
+FUZZ_FLAGS    = -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined \
+                -fno-sanitize-recover=all
+FUZZ_SRC      = $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_TARGETS  = $(FUZZ_SRC:tests/fuzz/fuzz_%.c=%)
+FUZZ_BIN      = $(FUZZ_TARGETS:%=$(FUZZ_B)/fuzz_%)
+FUZZ_LIB_OBJ  = $(LIB_SRC:%.c=$(FUZZ_B)/%.o) $(FUZZ_B)/gen/embedded.o
+FUZZ_LIBS     = $(filter-out -lmimalloc,$(PKG_LIBS))
+
+.PHONY: fuzz fuzz-build
+fuzz: deps-test
+	@$(MAKE) --no-print-directory fuzz-build
+	@sh tests/fuzz/run.sh $(FUZZ_B) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+fuzz-build: $(FUZZ_BIN)
+
+# Named here, not only in the pattern rule, so make keeps them (they are not intermediate).
+$(FUZZ_BIN): $(FUZZ_LIB_OBJ)
+
+$(FUZZ_B)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB_OBJ)
+	@mkdir -p $(dir $@)
+	@echo "  FUZZ    $<"
+	$(Q)$(FUZZ_CC) $(BASE_FLAGS) $(FUZZ_FLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_LIB_OBJ) \
+	    $(FUZZ_LIBS) -lm
+
+$(FUZZ_B)/gen/embedded.o: $(GEN)/embedded.c
+	@mkdir -p $(dir $@)
+	$(Q)$(FUZZ_CC) $(BASE_FLAGS) $(FUZZ_FLAGS) -c -o $@ $<
+
+$(FUZZ_B)/%.o: %.c
+	@mkdir -p $(dir $@)
+	@echo "  CC      $< (fuzz)"
+	$(Q)$(FUZZ_CC) $(BASE_FLAGS) $(FUZZ_FLAGS) -c -o $@ $<
+
 -include $(shell find build -name '*.d' 2>/dev/null)

@@ -140,7 +140,8 @@ struct audit;
 pv_status audit_open(struct audit **out, const struct audit_options *opt, struct pv_err *err);
 
 /* Hands 'rec' (takes it, even on failure) to the writer. With sync durability, blocks
- * until the batch holding it has committed; with async, until it is queued. A full
+ * until the batch holding it has committed; with async, until it is queued, except for
+ * a record with a charge or of kind "credential", whose commit is always waited for. A full
  * queue makes the caller wait; past 'deadline_ns' (CLOCK_MONOTONIC) it returns
  * PV_ETIMEOUT and the record is not written (the caller answers with an error, so
  * nothing acknowledged is lost); UINT64_MAX waits without limit. Returns PV_EIO when the

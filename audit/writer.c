@@ -327,15 +327,25 @@ fail:
     return rc;
 }
 
+/* True when the caller must learn the commit's outcome even with async durability: the
+ * writer may turn a charged decision into a quota denial, and a credential must not
+ * leave before its issuance is recorded. */
+static bool must_wait(const struct audit *a, const struct audit_record *rec)
+{
+    return !a->is_async || rec->charge != NULL ||
+           (rec->kind != NULL && strcmp(rec->kind, "credential") == 0);
+}
+
 pv_status audit_submit(struct audit *a, struct audit_record *rec, uint64_t deadline_ns,
                        struct pv_err *err)
 {
     struct waiter w = {PV_OK, false, "", NULL, NULL};
-    pv_status rc = enqueue(a, rec, deadline_ns, a->is_async ? NULL : &w, err);
+    bool is_waiting = must_wait(a, rec);
+    pv_status rc = enqueue(a, rec, deadline_ns, is_waiting ? &w : NULL, err);
 
     if (rc)
         return rc;
-    if (a->is_async) {
+    if (!is_waiting) {
         pthread_mutex_unlock(&a->mu);
         return PV_OK;
     }
@@ -372,9 +382,10 @@ pv_status audit_submit_cb(struct audit *a, struct audit_record *rec, uint64_t de
                           audit_done_fn *done, void *arg, struct pv_err *err)
 {
     struct waiter *w = NULL;
+    bool is_waiting = must_wait(a, rec);
     pv_status rc;
 
-    if (!a->is_async) {
+    if (is_waiting) {
         w = xcalloc(1, sizeof(*w));
         w->done = done;
         w->arg = arg;
@@ -385,7 +396,7 @@ pv_status audit_submit_cb(struct audit *a, struct audit_record *rec, uint64_t de
         return rc;
     }
     pthread_mutex_unlock(&a->mu);
-    if (a->is_async)
+    if (!is_waiting)
         done(arg, PV_OK, "");
     return PV_OK;
 }
@@ -792,8 +803,20 @@ static pv_status insert_one(struct audit *a, struct item *it, int64_t rowid, con
 {
     struct audit_record *r = it->rec;
     struct exc_event ev;
-    pv_status rc = insert_row(a, it, rowid, prev_hash, hash, &ev, err);
+    /* A charged decision writes the ledger before its row: a row refused after that
+     * (a duplicate id) must take its charge with it. */
+    bool is_charged = r->op == AUDIT_OP_NONE && r->charge != NULL;
+    pv_status rc;
 
+    if (is_charged && schema_exec(a->db, "SAVEPOINT charge", err) != PV_OK)
+        return PV_EIO;
+    rc = insert_row(a, it, rowid, prev_hash, hash, &ev, err);
+    if (is_charged) {
+        if (rc == PV_OK)
+            rc = schema_exec(a->db, "RELEASE charge", err);
+        else if (is_refusal(rc))
+            schema_exec(a->db, "ROLLBACK TO charge; RELEASE charge", NULL);
+    }
     if (r->op != AUDIT_OP_NONE) {
         if (rc == PV_OK)
             rc = schema_exec(a->db, "RELEASE event", err);

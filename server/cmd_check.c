@@ -444,6 +444,7 @@ int cmd_check(int argc, char **argv)
         }
     } else if (cli_engine_open(&e, policies, config, true, &err)) {
         fprintf(stderr, "paved check: %s\n", err.msg);
+        audit_exc_set_fini(&exc);
         return EXIT_USAGE;
     }
     input_init(&in);

@@ -600,6 +600,9 @@ void creds_issue(struct creds *cr, const struct creds_call *call, struct api_ans
         }
         jti = new_jti();
         scope = scope_string(scopes);
+        /* The record keeps the audience the token is for (a policy may have changed it). */
+        cJSON_ReplaceItemInObjectCaseSensitive(
+            cred, "audience", cJSON_CreateString(json_str(spec, "audience", NULL)));
         claims = cJSON_CreateObject();
         cJSON_AddStringToObject(claims, "iss", call->cfg->credentials.issuer);
         cJSON_AddStringToObject(claims, "sub", id.subject);

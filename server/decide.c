@@ -387,14 +387,16 @@ void decide_apply_exceptions(struct decision *d, const struct pv_request *req,
         if (d->items[i].is_violated && !d->items[i].is_covered &&
             d->items[i].policy->is_golden_path)
             golden_violated = true;
+    /* "exception" only when the exceptions covered everything golden-path: a golden
+     * warning left uncovered keeps the request off-road. */
     if (d->n_deny > 0)
         d->path = DECIDE_DENIED;
     else if (window != NULL)
         d->path = DECIDE_BREAKGLASS;
-    else if (d->n_covered > 0)
-        d->path = DECIDE_EXCEPTION;
     else if (golden_violated)
         d->path = DECIDE_OFF_ROAD;
+    else if (d->n_covered > 0)
+        d->path = DECIDE_EXCEPTION;
     else
         d->path = DECIDE_GOLDEN;
     d->is_allowed = d->n_deny == 0;

@@ -140,6 +140,10 @@ struct server {
     size_t n_policy_counts;             /* guarded by policy_mu */
     atomic_ulong n_reloads_failed;
     const char *db_path;
+    char *owned[8]; /* copies of the config strings above (db_path, policies_dir, opts):
+                     * the first snapshot they came from is freed by the first reload */
+    size_t n_owned;
+    pthread_mutex_t exc_reload_mu; /* one exc_reload at a time: read and swap in order */
     pthread_mutex_t exc_mu;
     struct exc_state *exc;           /* guarded by exc_mu */
     _Atomic(struct notify *) notify; /* set once before serving, cleared after stopping */
@@ -149,7 +153,8 @@ struct server {
     pthread_mutex_t gauges_mu;
     char *gauges;         /* guarded by gauges_mu: adoption and exception gauges for /metrics */
     int64_t gauges_at_ms; /* guarded by gauges_mu */
-    atomic_bool is_gauges_stale; /* an exception or window changed since the last refresh */
+    atomic_bool is_gauges_stale;   /* an exception or window changed since the last refresh */
+    atomic_bool is_exc_reload_due; /* the last exc_reload failed: the sweeper retries */
     /* What reload() rebuilds from. */
     const char *config_path;
     const char *policies_dir;
@@ -230,14 +235,20 @@ static pv_status exc_reload(struct server *srv, struct pv_err *err)
 {
     struct exc_state *st = xcalloc(1, sizeof(*st));
     struct exc_state *old;
-    pv_status rc = audit_exceptions_approved(srv->db_path, &st->exc, err);
+    pv_status rc;
 
+    /* Reading and swapping under one lock: two reloads racing could otherwise swap an
+     * older read in last and bring back a revoked exception. */
+    pthread_mutex_lock(&srv->exc_reload_mu);
+    rc = audit_exceptions_approved(srv->db_path, &st->exc, err);
     if (rc == PV_OK)
         rc = audit_breakglass_open(srv->db_path, &st->bg, err);
     if (rc) {
+        pthread_mutex_unlock(&srv->exc_reload_mu);
         audit_exc_set_fini(&st->exc);
         free(st);
         atomic_fetch_add(&srv->n_exc_reload_failures, 1);
+        atomic_store(&srv->is_exc_reload_due, true);
         log_msg(LOG_ERROR, "exceptions", "cannot reload exceptions: %s", err->msg);
         return rc;
     }
@@ -246,6 +257,7 @@ static pv_status exc_reload(struct server *srv, struct pv_err *err)
     old = srv->exc;
     srv->exc = st;
     pthread_mutex_unlock(&srv->exc_mu);
+    pthread_mutex_unlock(&srv->exc_reload_mu);
     exc_state_release(old);
     atomic_store(&srv->is_gauges_stale, true);
     return PV_OK;
@@ -653,6 +665,11 @@ static pv_status decide_for(struct snapshot *snap, enum cfg_entry entry,
             log_msg(LOG_WARN, "quota", "decision=%s not charged: %s", rec->id, cerr.msg);
         else if (rec->charge != NULL && d->path == DECIDE_BREAKGLASS)
             rec->charge->is_forced = true; /* break-glass lifts quota denials too */
+        /* A deploy decided through the API (a CI gate) is checked against the quota but
+         * holds nothing: only admission and provisioning change what a team holds. */
+        if (rec->charge != NULL && strcmp(m->source, "admission") != 0 &&
+            strcmp(req->kind, "provision") != 0)
+            rec->charge->is_check_only = true;
     }
     if (snap->notify_routes != NULL && d->path == DECIDE_DENIED)
         rec->notify_routes = xstrdup(snap->notify_routes);
@@ -1023,6 +1040,17 @@ static enum MHD_Result handle_decide(struct server *srv, struct MHD_Connection *
         goto done;
     }
     ns = json_str(body, "namespace", NULL);
+    {
+        const char *op = json_str(body, "operation", NULL);
+
+        if (cJSON_GetObjectItemCaseSensitive(body, "operation") != NULL &&
+            (op == NULL || (strcmp(op, "CREATE") != 0 && strcmp(op, "UPDATE") != 0 &&
+                            strcmp(op, "DELETE") != 0))) {
+            ret = respond_error(c, MHD_HTTP_BAD_REQUEST,
+                                "operation is CREATE (default), UPDATE or DELETE");
+            goto done;
+        }
+    }
     subject = decide_subject(snap->e.cfg, obj,
                              json_str(obj, "metadata", "namespace") != NULL
                                  ? json_str(obj, "metadata", "namespace")
@@ -1448,8 +1476,13 @@ static void refresh_gauges(struct server *srv)
     {
         const char *team = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(t, "team"));
         const cJSON *tot = cJSON_GetObjectItemCaseSensitive(t, "total");
+        bool is_label_safe = team != NULL;
 
-        if (team == NULL || strchr(team, '"') != NULL || strchr(team, '\\') != NULL)
+        /* Team names come from object labels: only plain text goes into a label. */
+        for (const char *p = team; is_label_safe && *p != '\0'; p++)
+            if ((unsigned char)*p < 0x20 || *p == '"' || *p == '\\' || *p == 0x7f)
+                is_label_safe = false;
+        if (!is_label_safe)
             continue;
         gauge_ratio(&b, &len, &cap, "paved_adoption_headline_ratio", team,
                     cJSON_GetObjectItemCaseSensitive(tot, "headline_adoption"));
@@ -1482,7 +1515,7 @@ static enum MHD_Result handle_metrics(struct server *srv, struct MHD_Connection 
     unsigned long cum = 0;
 
     audit_stats(srv->audit, &st);
-#define OUT(...) len += (size_t)snprintf(b + len, cap - len, __VA_ARGS__)
+#define OUT(...) gauge_line(&b, &len, &cap, __VA_ARGS__)
     OUT("# HELP paved_decisions_total Decisions by outcome.\n# TYPE paved_decisions_total "
         "counter\n");
     OUT("paved_decisions_total{outcome=\"allow\"} %lu\n", atomic_load(&srv->n_allowed));
@@ -1959,7 +1992,7 @@ static void sweep(struct server *srv)
             is_changed |= sweep_one(srv, snap, AUDIT_OP_BG_END, xs->bg.items[i].id, 0);
     exc_state_release(xs);
     snapshot_release(snap);
-    if (is_changed)
+    if (is_changed || atomic_exchange(&srv->is_exc_reload_due, false))
         exc_reload(srv, &err);
 }
 
@@ -1994,6 +2027,16 @@ static unsigned long long sources_fingerprint(const char *config, const char *di
 }
 
 /* ---- The command ---- */
+
+/* A copy of 's' that lives as long as the server (NULL stays NULL). */
+static const char *keep(struct server *srv, const char *s)
+{
+    if (s == NULL)
+        return NULL;
+    PV_ASSERT(srv->n_owned < sizeof(srv->owned) / sizeof(srv->owned[0]));
+    srv->owned[srv->n_owned] = xstrdup(s);
+    return srv->owned[srv->n_owned++];
+}
 
 static volatile sig_atomic_t stop_requested;
 static volatile sig_atomic_t reload_requested;
@@ -2158,6 +2201,9 @@ int cmd_serve(int argc, char **argv)
         opts.tls_cert = tls_cert;
     if (tls_key != NULL)
         opts.tls_key = tls_key;
+    opts.listen = keep(&srv, opts.listen);
+    opts.tls_cert = keep(&srv, opts.tls_cert);
+    opts.tls_key = keep(&srv, opts.tls_key);
     if (threads > 0)
         opts.threads = threads;
     if (is_insecure)
@@ -2174,6 +2220,7 @@ int cmd_serve(int argc, char **argv)
     pthread_mutex_init(&srv.mu, NULL);
     pthread_mutex_init(&srv.policy_mu, NULL);
     pthread_mutex_init(&srv.exc_mu, NULL);
+    pthread_mutex_init(&srv.exc_reload_mu, NULL);
     pthread_mutex_init(&srv.gauges_mu, NULL);
     if (parse_listen(opts.listen, &ss, &ss_len, &err)) {
         fprintf(stderr, "paved serve: %s\n", err.msg);
@@ -2195,7 +2242,8 @@ int cmd_serve(int argc, char **argv)
         fprintf(stderr, "paved serve: --client-ca needs TLS (drop --insecure-http)\n");
         goto done;
     }
-    aopt.path = db != NULL ? db : snap->e.cfg->audit.db;
+    opts.client_ca = keep(&srv, opts.client_ca);
+    aopt.path = keep(&srv, db != NULL ? db : snap->e.cfg->audit.db);
     srv.db_path = aopt.path;
     aopt.is_async = snap->e.cfg->audit.is_async;
     aopt.queue_max = snap->e.cfg->audit.queue_max;
@@ -2300,7 +2348,7 @@ int cmd_serve(int argc, char **argv)
         fprintf(stderr, "paved: serving on %s://%s (audit store %s)\n",
                 opts.is_insecure_http ? "http" : "https", opts.listen, aopt.path);
         srv.config_path = config;
-        srv.policies_dir = policies != NULL ? policies : snap->e.cfg->policies_dir;
+        srv.policies_dir = keep(&srv, policies != NULL ? policies : snap->e.cfg->policies_dir);
         {
             unsigned long long seen = sources_fingerprint(config, srv.policies_dir);
             unsigned long long tls_seen =
@@ -2370,6 +2418,9 @@ done:
     pthread_mutex_destroy(&srv.mu);
     pthread_mutex_destroy(&srv.policy_mu);
     pthread_mutex_destroy(&srv.exc_mu);
+    pthread_mutex_destroy(&srv.exc_reload_mu);
+    for (size_t i = 0; i < srv.n_owned; i++)
+        free(srv.owned[i]);
     pthread_mutex_destroy(&srv.gauges_mu);
     free(srv.gauges);
     for (size_t k = 0; k < srv.n_policy_counts; k++)

@@ -518,6 +518,18 @@ def check_costs(srv, res, ctx):
               total is not None and abs(total - 62.05) < 1e-9
               else ["details %r, report %s %s" % (rows, it.clip(p.stdout), it.clip(p.stderr))])
 
+    name = "quota: a deploy checked through /v1/decide (a CI gate) is checked but not charged"
+    before = dict(db_rows(srv.db, "SELECT key, cpu_millis FROM ledger"))
+    body = {"kind": "deploy", "object": deployment("ci-only", "citeam", 1)}
+    r = srv.request("POST", "/v1/decide", json.dumps(body).encode(), auth("ci"))
+    bad = srv.request("POST", "/v1/decide", json.dumps(dict(body, operation="DESTROY")).encode(),
+                      auth("ci"))
+    after = dict(db_rows(srv.db, "SELECT key, cpu_millis FROM ledger"))
+    res.check(name, [] if r.status == 200 and (r.json or {}).get("allowed") and
+              before == after and bad.status == 400
+              else ["%d %s; ledger %r -> %r; bad op %d" % (r.status, it.clip(r.body), before,
+                                                          after, bad.status)])
+
     name = "cost: a provision request charges an environment and its size (/v1/decide)"
     body = {"kind": "provision", "object": {"environment": "review-42", "size": {
         "cpu": "1", "memory": "2Gi", "storage": "10Gi"}, "metadata": {"labels": {
@@ -541,6 +553,45 @@ def check_chain(srv, res, ctx):
         n = -1
     res.check(name, [] if rc == 0 and "chain ok" in out and n >= 16
               else ["verify %s %s %s; quota denials %d" % (rc, out, err, n)])
+
+
+class ConfigDbServer(it.Server):
+    """A server that takes its audit store (and nothing else) from the config: no --db."""
+
+    def start(self, timeout=40.0):
+        self.port = it.free_port()
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [str(self.paved), "serve", "--config", str(self.config), "--listen",
+             "%s:%d" % (it.HOST, self.port), "--tls-cert", str(self.certs / "tls.crt"),
+             "--tls-key", str(self.certs / "tls.key"), "--threads", "2"],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=str(self.tmp))
+        log.close()
+        return self.wait_healthy(timeout)
+
+
+def check_reload_with_config_db(paved, tmp, res):
+    """Regression: the audit path from the config outlives the snapshot it came from."""
+    import signal
+    name = "serve: after SIGHUP reloads, a store named by the config still serves the API"
+    db = tmp / "cfgdb.db"
+    config = tmp / "cfgdb.yaml"
+    text = (tmp / "paved.yaml").read_text()
+    config.write_text(text + "audit:\n  db: %s\n" % db)
+    srv = ConfigDbServer(paved, tmp, "cfgdb", db, config, tmp / "certs")
+    why = srv.start()
+    if why:
+        res.fail(name, [why])
+        return
+    for _ in range(2):
+        srv.proc.send_signal(signal.SIGHUP)
+        time.sleep(1.5)
+    r = srv.request("GET", "/v1/exceptions", None, auth("dash"))
+    q = srv.request("GET", "/v1/quotas/payments", None, auth("dash"))
+    rc, _ = srv.terminate(10.0)
+    res.check(name, [] if r.status == 200 and q.status == 200 and rc == 0 and db.exists()
+              else ["exceptions %d quotas %d exit %r\n%s" % (r.status, q.status, rc,
+                                                          srv.log_tail())])
 
 
 def main():
@@ -574,6 +625,7 @@ def main():
         check_credentials(srv, idp, res, ctx)
         srv.terminate(10.0)
         check_chain(srv, res, ctx)
+        check_reload_with_config_db(paved, tmp, res)
     finally:
         dog.cancel()
         if idp is not None:

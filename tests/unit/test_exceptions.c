@@ -1370,6 +1370,58 @@ static void test_ledger(void)
     pthread_mutex_destroy(&q.mu);
 }
 
+/* A charged record refused by the writer (a duplicate decision id) leaves no charge;
+ * and with async durability a charged record is still answered after its commit, so a
+ * quota denial reaches the caller. */
+static void test_ledger_regressions(void)
+{
+    char path[128];
+    struct pv_err err = {PV_OK, ""};
+    struct quota_probe q;
+    struct audit_options opt;
+    struct audit_record *r1;
+    struct audit_record *r2;
+    struct audit *a;
+    char id[AUDIT_ID_LEN + 1];
+
+    memset(&q, 0, sizeof(q));
+    pthread_mutex_init(&q.mu, NULL);
+    q.cpu_limit = 1000;
+    db_path(path, sizeof(path), "ledger-regress.db");
+    a = open_store(path, NULL, NULL, quota_cpu, &q);
+    if (!T_OK(a != NULL))
+        return;
+    r1 = deploy_rec(T0, "payments", "api", "shop", "golden", NULL);
+    set_charge(r1, "Deployment/shop/api", NULL, 300, 0, 0, 3.0, false, false);
+    memcpy(id, r1->id, sizeof(id));
+    T_EQ_INT(audit_submit(a, r1, UINT64_MAX, &err), PV_OK);
+    r2 = deploy_rec(T0 + 1, "payments", "web", "shop", "golden", NULL);
+    memcpy(r2->id, id, sizeof(id)); /* the same decision id: refused */
+    set_charge(r2, "Deployment/shop/web", NULL, 400, 0, 0, 4.0, false, false);
+    T_EQ_INT(audit_submit(a, r2, UINT64_MAX, &err), PV_EINVAL);
+    T_EQ_INT(query_long(path, "SELECT count(*) FROM ledger WHERE key = 'Deployment/shop/web'"), 0);
+    T_EQ_INT(query_long(path, "SELECT coalesce(sum(cpu_millis), 0) FROM ledger"), 300);
+    audit_close(a);
+
+    db_path(path, sizeof(path), "ledger-async.db");
+    memset(&opt, 0, sizeof(opt));
+    opt.path = path;
+    opt.is_async = true;
+    opt.quota_check = quota_cpu;
+    opt.quota_arg = &q;
+    T_EQ_INT(audit_open(&a, &opt, &err), PV_OK);
+    if (a == NULL)
+        return;
+    r1 = deploy_rec(T0, "payments", "big", "shop", "golden", NULL);
+    set_charge(r1, "Deployment/shop/big", NULL, 5000, 0, 0, 50.0, false, false);
+    T_EQ_INT(audit_submit(a, r1, UINT64_MAX, &err), PV_EFULL);
+    T_OK(strstr(err.msg, "cpu") != NULL);
+    audit_close(a);
+    T_EQ_INT(query_long(path, "SELECT count(*) FROM decisions WHERE decision = 'deny'"), 1);
+    T_EQ_INT(query_long(path, "SELECT count(*) FROM ledger"), 0);
+    pthread_mutex_destroy(&q.mu);
+}
+
 /* ---- 5. The outbox ---- */
 
 struct outbox_probe {
@@ -1692,6 +1744,31 @@ static void test_decide(void)
     T_EQ_INT(items[0].enforcement, VM_DENY);
     T_OK(!items[1].is_covered);
 
+    /* A covered deny beside an uncovered golden-path warning: the request is allowed,
+     * but not everything golden-path was covered, so it is off-road, not exception. */
+    item_set(&items[0], &bind_latest, &pol_latest, VM_DENY, true);
+    item_set(&items[1], &bind_tags, &pol_tags, VM_WARN, true);
+    tally(&d, items, 2);
+    decide_apply_exceptions(&d, &req_other, &exc, &bg_none, 1500);
+    T_EQ_INT(d.path, DECIDE_DENIED); /* EXC-LATEST is for namespace shop only */
+    item_set(&items[0], &bind_latest, &pol_latest, VM_DENY, true);
+    item_set(&items[1], &bind_tags, &pol_tags, VM_WARN, true);
+    tally(&d, items, 2);
+    decide_apply_exceptions(&d, &req, &exc, &bg_none, 4000);
+    T_EQ_INT(d.path, DECIDE_DENIED); /* EXC-LATEST expired at 2000 */
+    {
+        struct audit_exc_set only_latest = {exc.items, 1};
+
+        item_set(&items[0], &bind_latest, &pol_latest, VM_DENY, true);
+        item_set(&items[1], &bind_tags, &pol_tags, VM_WARN, true);
+        tally(&d, items, 2);
+        decide_apply_exceptions(&d, &req, &only_latest, &bg_none, 1500);
+        T_OK(d.is_allowed);
+        T_OK(items[0].is_covered);
+        T_OK(!items[1].is_covered);
+        T_EQ_INT(d.path, DECIDE_OFF_ROAD);
+    }
+
     /* The same exception once it expired: denied. */
     item_set(&items[0], &bind_latest, &pol_latest, VM_DENY, true);
     tally(&d, items, 1);
@@ -1940,6 +2017,7 @@ int main(void)
     test_matching();
     test_breakglass();
     test_ledger();
+    test_ledger_regressions();
     test_outbox();
     test_decide();
     test_duration();
