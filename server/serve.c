@@ -671,7 +671,9 @@ static pv_status decide_for(struct snapshot *snap, enum cfg_entry entry,
             strcmp(req->kind, "provision") != 0)
             rec->charge->is_check_only = true;
     }
-    if (snap->notify_routes != NULL && d->path == DECIDE_DENIED)
+    /* Denials of watched policies are notified; a charged decision may still become a
+     * quota denial in the writer, so it carries the routes too. */
+    if (snap->notify_routes != NULL && (d->path == DECIDE_DENIED || rec->charge != NULL))
         rec->notify_routes = xstrdup(snap->notify_routes);
     *rec_out = rec;
     return PV_OK;
