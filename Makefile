@@ -181,6 +181,8 @@ FUZZ_LIBS     = $(filter-out -lmimalloc,$(PKG_LIBS))
 
 .PHONY: fuzz fuzz-build
 fuzz: deps-test
+	@command -v $(FUZZ_CC) >/dev/null 2>&1 || { echo "make fuzz: $(FUZZ_CC) not found:" \
+	    "apt-get install clang (and libclang-rt-14-dev if -fsanitize=fuzzer does not link)"; exit 1; }
 	@$(MAKE) --no-print-directory fuzz-build
 	@sh tests/fuzz/run.sh $(FUZZ_B) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 

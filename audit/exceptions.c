@@ -14,6 +14,7 @@
 #include "xalloc.h"
 
 #define LIST_LIMIT_DEFAULT 1000
+#define DURATION_MAX_S (10LL * 366 * 86400) /* as duration_parse: ten years */
 
 /* Columns of `exceptions` in the order exc_json reads them. */
 #define EXC_COLUMNS                                                                                \
@@ -243,8 +244,8 @@ static pv_status exc_request(sqlite3 *db, const struct audit_record *rec, struct
 
     if (json_str(a, "id", NULL) == NULL || json_str(a, "team", NULL) == NULL ||
         json_str(a, "service", NULL) == NULL || json_str(a, "justification", NULL) == NULL ||
-        !cJSON_IsArray(pol) || cJSON_GetArraySize(pol) == 0 || !cJSON_IsNumber(dur) ||
-        dur->valuedouble < 1 || rec->actor == NULL)
+        !cJSON_IsArray(pol) || cJSON_GetArraySize(pol) == 0 || json_int64_or(dur, 0) < 1 ||
+        json_int64_or(dur, 0) > DURATION_MAX_S || rec->actor == NULL)
         return pv_err_set(err, PV_EINVAL, "audit: malformed exception request %s",
                           json_str(a, "id", NULL) != NULL ? json_str(a, "id", NULL) : "?");
     pol_text = cJSON_PrintUnformatted(pol);
@@ -259,7 +260,7 @@ static pv_status exc_request(sqlite3 *db, const struct audit_record *rec, struct
                               rec->actor,
                               is_self ? "approved" : "pending",
                               is_self ? "self-service" : NULL};
-        int64_t d = (int64_t)dur->valuedouble;
+        int64_t d = json_int64_or(dur, 0);
         int64_t ints[] = {rec->time_ms, d, is_self ? 1 : 0, is_self ? rec->time_ms : 0,
                           is_self ? rec->time_ms + d * 1000 : 0};
 
@@ -290,7 +291,7 @@ static pv_status exc_transition(sqlite3 *db, const struct audit_record *rec, con
     case AUDIT_OP_EXC_APPROVE: {
         const cJSON *dur = cJSON_GetObjectItemCaseSensitive(cur, "duration_s");
         const char *args[] = {rec->actor, reason, id};
-        int64_t ints[] = {t, t + (int64_t)dur->valuedouble * 1000};
+        int64_t ints[] = {t, t + json_int64_or(dur, 0) * 1000};
 
         if (strcmp(state, "pending") != 0)
             return pv_err_set(err, PV_EINVAL, "%s is %s; only a pending exception can be approved",
@@ -331,7 +332,7 @@ static pv_status exc_transition(sqlite3 *db, const struct audit_record *rec, con
     }
     case AUDIT_OP_EXC_EXPIRE: {
         const char *args[] = {id};
-        int64_t ints[] = {cJSON_IsNumber(exp) ? (int64_t)exp->valuedouble : t};
+        int64_t ints[] = {json_int64_or(exp, t)};
 
         if (strcmp(state, "approved") != 0 || !cJSON_IsNumber(exp) || exp->valuedouble > (double)t)
             return pv_err_set(err, PV_EINVAL, "%s is %s and not due to expire", id, state);
@@ -365,7 +366,7 @@ static pv_status bg_start(sqlite3 *db, const struct audit_record *rec, struct pv
     pv_status rc;
 
     if (json_str(a, "id", NULL) == NULL || json_str(a, "reason", NULL) == NULL ||
-        !cJSON_IsNumber(dur) || dur->valuedouble < 1 || !cJSON_IsArray(ns) ||
+        json_int64_or(dur, 0) < 1 || json_int64_or(dur, 0) > DURATION_MAX_S || !cJSON_IsArray(ns) ||
         !cJSON_IsArray(teams) || rec->actor == NULL)
         return pv_err_set(err, PV_EINVAL, "audit: malformed break-glass start");
     ns_text = cJSON_PrintUnformatted(ns);
@@ -373,7 +374,7 @@ static pv_status bg_start(sqlite3 *db, const struct audit_record *rec, struct pv
     {
         const char *args[] = {json_str(a, "id", NULL), rec->actor, json_str(a, "reason", NULL),
                               ns_text, teams_text};
-        int64_t ints[] = {rec->time_ms, rec->time_ms + (int64_t)dur->valuedouble * 1000};
+        int64_t ints[] = {rec->time_ms, rec->time_ms + json_int64_or(dur, 0) * 1000};
 
         rc = run(db,
                  "INSERT INTO breakglass (id, started_by, reason, namespaces, teams, started_ms, "
@@ -398,7 +399,7 @@ static pv_status bg_end(sqlite3 *db, const struct audit_record *rec, const cJSON
         return pv_err_set(err, PV_EINVAL, "break-glass %s has ended already", id);
     /* A window the sweeper ends after its time ended at its time. */
     if (cJSON_IsNumber(ends) && ends->valuedouble < (double)end)
-        end = (int64_t)ends->valuedouble;
+        end = json_int64_or(ends, end);
     ints[0] = end;
     return run(db, "UPDATE breakglass SET ended_ms = ?3, ended_by = ?1 WHERE id = ?2", args, 2,
                ints, 1, err);
@@ -441,7 +442,7 @@ static void exc_summary(const struct audit_record *rec, const cJSON *x, const ch
 
     policy_list_text(cJSON_GetObjectItemCaseSensitive(x, "policies"), pol, sizeof(pol));
     if (cJSON_IsNumber(exp))
-        audit_format_time((int64_t)exp->valuedouble, until, sizeof(until));
+        audit_format_time(json_int64_or(exp, 0), until, sizeof(until));
     if (strcmp(event, "exception.requested") == 0)
         snprintf(buf, cap, "%s requested exception %s for %s/%s from %s: %.200s", rec->actor, id,
                  who, svc, pol, json_str(x, "justification", NULL));
@@ -675,6 +676,7 @@ static pv_status set_add(struct audit_exc_set *s, const cJSON *x, const char *wh
     const cJSON *pol = cJSON_GetObjectItemCaseSensitive(x, "policies");
     const cJSON *exp = cJSON_GetObjectItemCaseSensitive(x, "expires_ms");
     const char *state = json_str(x, "state", NULL);
+    int64_t expires_ms = 0;
     struct audit_exc *e;
 
     if (!cJSON_IsObject(x) || json_str(x, "id", NULL) == NULL || state == NULL ||
@@ -684,8 +686,9 @@ static pv_status set_add(struct audit_exc_set *s, const cJSON *x, const char *wh
                           "%s: not an exception (needs id, state, team, service, policies)", where);
     if (strcmp(state, "approved") != 0)
         return PV_OK;
-    if (!cJSON_IsNumber(exp))
-        return pv_err_set(err, PV_EINVAL, "%s: approved exception %s has no expires_ms", where,
+    if (!json_int64(exp, &expires_ms))
+        return pv_err_set(err, PV_EINVAL,
+                          "%s: approved exception %s has no expires_ms (Unix milliseconds)", where,
                           json_str(x, "id", NULL));
     s->items = xrealloc(s->items, (s->n + 1) * sizeof(*s->items));
     e = &s->items[s->n++];
@@ -696,7 +699,7 @@ static pv_status set_add(struct audit_exc_set *s, const cJSON *x, const char *wh
     e->namespace =
         json_str(x, "namespace", NULL) != NULL ? xstrdup(json_str(x, "namespace", NULL)) : NULL;
     e->policies = string_array(pol, &e->n_policies);
-    e->expires_ms = (int64_t)exp->valuedouble;
+    e->expires_ms = expires_ms;
     e->is_reminded = cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(x, "reminded_ms"));
     return PV_OK;
 }
@@ -860,7 +863,7 @@ pv_status audit_breakglass_open(const char *path, struct audit_bg_set *out, stru
         b->namespaces =
             string_array(cJSON_GetObjectItemCaseSensitive(x, "namespaces"), &b->n_namespaces);
         b->teams = string_array(cJSON_GetObjectItemCaseSensitive(x, "teams"), &b->n_teams);
-        b->ends_ms = cJSON_IsNumber(ends) ? (int64_t)ends->valuedouble : 0;
+        b->ends_ms = json_int64_or(ends, 0);
     }
     cJSON_Delete(arr);
     *out = s;

@@ -15,6 +15,7 @@
 
 #include "chain.h"
 #include "exceptions.h"
+#include "jsonutil.h"
 #include "log.h"
 #include "schema.h"
 #include "xalloc.h"
@@ -731,11 +732,12 @@ static pv_status insert_credential(struct audit *a, const struct audit_record *r
     char *scopes = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(c, "scopes"));
     sqlite3_stmt *st = a->st_cred;
     pv_status rc = PV_OK;
+    int64_t expires_ms = 0;
     int src;
 
     /* Only an issuance (details.credential with jti, scopes and expiry) has a row. */
     if (cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(c, "jti")) == NULL ||
-        !cJSON_IsNumber(exp) || scopes == NULL)
+        !json_int64(exp, &expires_ms) || scopes == NULL)
         goto done;
     bind_text(st, 1, cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(c, "jti")));
     bind_text(st, 2, r->id);
@@ -745,7 +747,7 @@ static pv_status insert_credential(struct audit *a, const struct audit_record *r
     bind_text(st, 6, r->service);
     bind_text(st, 7, cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(c, "audience")));
     bind_text(st, 8, scopes);
-    sqlite3_bind_int64(st, 9, (int64_t)exp->valuedouble);
+    sqlite3_bind_int64(st, 9, expires_ms);
     bind_text(st, 10, cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(c, "via")));
     src = sqlite3_step(st);
     sqlite3_reset(st);

@@ -585,7 +585,9 @@ void creds_issue(struct creds *cr, const struct creds_call *call, struct api_ans
         const cJSON *spec = cJSON_GetObjectItemCaseSensitive(granted, "spec");
         const cJSON *scopes = cJSON_GetObjectItemCaseSensitive(spec, "scopes");
         const cJSON *t = cJSON_GetObjectItemCaseSensitive(spec, "ttl_s");
-        int64_t granted_ttl = cJSON_IsNumber(t) ? (int64_t)t->valuedouble : ttl_s;
+        /* A policy's patch may put anything there: a lifetime that is not a whole
+         * number of seconds grants nothing. */
+        int64_t granted_ttl = t == NULL ? ttl_s : json_int64_or(t, 0);
         int64_t iat = now_ms / 1000;
         char exp_at[40];
         EVP_PKEY *key;

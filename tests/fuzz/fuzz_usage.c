@@ -35,6 +35,13 @@ static void die(const char *what, const char *detail)
     abort();
 }
 
+static const char *what_of(int r)
+{
+    static const char *const names[] = {"cpu", "memory", "storage", "environments", "cost"};
+
+    return names[r];
+}
+
 static void check_quantity(const char *s)
 {
     double v = 12345.0;
@@ -85,6 +92,75 @@ static void check_canonical(const cJSON *o, const char *key, double scale, int64
         die("usage_json: the canonical string does not parse back", v->valuestring);
 }
 
+/* The two amounts of a quota message "team t would use A of L ...": they must read apart,
+ * and A must not read smaller than L. 'parse' reads an amount. */
+static void check_message(const char *msg, bool (*parse)(const char *, double *))
+{
+    char a[64];
+    char l[64];
+    double av = 0;
+    double lv = 0;
+
+    if (sscanf(msg, "team t would use %63s of %63s", a, l) != 2)
+        die("usage_exceeds: unexpected message", msg);
+    if (strcmp(a, l) == 0)
+        die("usage_exceeds: the amount and the limit read the same", msg);
+    if (!parse(a, &av) || !parse(l, &lv))
+        die("usage_exceeds: an amount of the message does not parse", msg);
+    if (av < lv)
+        die("usage_exceeds: the amount reads smaller than the limit", msg);
+}
+
+static bool parse_number(const char *s, double *out)
+{
+    char *end = NULL;
+
+    *out = strtod(s, &end);
+    return end != s && *end == '\0';
+}
+
+/* One resource at a time limited to just below what 'u' holds: the message must name it
+ * with numbers that read apart (usage.h: "more digits when the compact forms of the two
+ * would read equal"). */
+static void check_close_limits(const struct usage *u, double cost, const struct cfg_prices *p)
+{
+    const struct usage zero = {0};
+    const int64_t held[] = {u->cpu_millis, u->memory_bytes, u->storage_bytes, u->environments};
+    char msg[256];
+
+    for (int r = 0; r < 5; r++) {
+        struct cfg_quota q = {"t", -1, -1, -1, -1, -1};
+        bool (*parse)(const char *, double *) = parse_number;
+
+        if (r < 4 && held[r] <= 0)
+            continue;
+        if (r == 4 && !(cost > 0))
+            continue;
+        switch (r) {
+        case 0:
+            q.cpu_millis = held[r] - 1;
+            break;
+        case 1:
+            q.memory_bytes = held[r] - 1;
+            parse = quantity_parse;
+            break;
+        case 2:
+            q.storage_bytes = held[r] - 1;
+            parse = quantity_parse;
+            break;
+        case 3:
+            q.environments = held[r] - 1;
+            break;
+        default:
+            q.monthly_cost = nextafter(cost, 0);
+            break;
+        }
+        if (!usage_exceeds(&q, "t", &zero, u, cost, p, msg, sizeof(msg)))
+            die("usage_exceeds: a resource over its limit is not refused", what_of(r));
+        check_message(msg, parse);
+    }
+}
+
 static void check_usage(const struct usage *u, const char *what)
 {
     static const struct cfg_prices prices = {"EUR", 0.031, 0.0042, 0.10, 50, 730};
@@ -119,6 +195,7 @@ static void check_usage(const struct usage *u, const char *what)
         die("usage_exceeds refuses a change that grows nothing", msg);
     if (usage_exceeds(&none, "payments", &zero, u, cost, &prices, msg, sizeof(msg)))
         die("usage_exceeds refuses with no limits", msg);
+    check_close_limits(u, cost, &prices);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -28,7 +28,7 @@ for t in "$@"; do
         crash-* | leak-* | timeout-* | oom-*)
             if ! "$bin" -runs=1 "$f" </dev/null >"$log.replay" 2>&1; then
                 echo "fuzz $t: FAIL: the saved input $f still fails:"
-                grep -E 'ERROR|runtime error|SUMMARY|fuzz_' "$log.replay" | head -5
+                grep -E '==ERROR|runtime error|^SUMMARY|^fuzz_[a-z_]+: ' "$log.replay" | head -4
                 status=1
             fi
             ;;
@@ -44,7 +44,7 @@ for t in "$@"; do
         echo "fuzz $t: ok: $stats"
     else
         echo "fuzz $t: FAIL (log: $log):"
-        grep -E 'ERROR|runtime error|SUMMARY|fuzz_|Test unit written' "$log" | head -8
+        grep -E '==ERROR|runtime error|^SUMMARY|^fuzz_[a-z_]+: |Test unit written' "$log" | head -6
         echo "  minimise: $bin -minimize_crash=1 -runs=100000 <artifact>; save it as" \
             "$seeds/crash-<name> with a unit test or case before the fix"
         status=1

@@ -755,6 +755,30 @@ static const char match_doc[] =
 
 static void test_matching(void)
 {
+    /* Found by tests/fuzz/fuzz_exc_json (crash-expires-ms-1e19): an expiry past what
+     * int64 holds is refused, not converted (undefined behaviour). */
+    {
+        static const char *const huge[] = {
+            "[{\"id\":\"\",\"state\":\"approved\",\"team\":\"\",\"service\":\"\","
+            "\"policies\":[],\"expires_ms\":1e19}]",
+            "[{\"id\":\"x\",\"state\":\"approved\",\"team\":\"t\",\"service\":\"s\","
+            "\"policies\":[\"p\"],\"expires_ms\":-1e400}]",
+            "[{\"id\":\"x\",\"state\":\"approved\",\"team\":\"t\",\"service\":\"s\","
+            "\"policies\":[\"p\"],\"expires_ms\":1.5}]",
+        };
+
+        for (size_t k = 0; k < sizeof(huge) / sizeof(huge[0]); k++) {
+            struct audit_exc_set hs = {0};
+            struct pv_err herr = {PV_OK, ""};
+            cJSON *hd = cJSON_Parse(huge[k]);
+
+            T_EQ_INT(audit_exc_set_from_json(hd, &hs, &herr), PV_EINVAL);
+            T_OK(strstr(herr.msg, "expires_ms") != NULL);
+            audit_exc_set_fini(&hs);
+            cJSON_Delete(hd);
+        }
+    }
+
     static const struct {
         const char *team, *service, *ns, *policy;
         int64_t now;
