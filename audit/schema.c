@@ -286,6 +286,10 @@ pv_status schema_open_ro(sqlite3 **out, const char *path, struct pv_err *err)
         goto fail;
     }
     sqlite3_busy_timeout(db, SCHEMA_BUSY_MS);
+    /* Readers are short-lived scans inside a long-running server (exception reloads,
+     * reports, quotas): a small page cache keeps what they leave behind small; the
+     * operating system's cache serves the re-reads. */
+    sqlite3_exec(db, "PRAGMA cache_size = -512", NULL, NULL, NULL);
     rc = pragma_int(db, path, "PRAGMA user_version", &version, err);
     if (rc)
         goto fail;
