@@ -213,6 +213,11 @@ static void exc_request(const struct api_call *c, struct api_answer *out)
         answer_error(out, 400, "duration \"%.32s\" is not a duration such as 12h, 7d or 2w", dur);
         goto done;
     }
+    if (!config_token_may_act_for(c->tok, team)) {
+        answer_error(out, 403, "token %s may not act for team %.100s (its teams: list)",
+                     c->tok->name, team);
+        goto done;
+    }
     plist = cJSON_GetObjectItemCaseSensitive(body, "policies");
     if (plist == NULL && cJSON_IsString(cJSON_GetObjectItemCaseSensitive(body, "policy"))) {
         cJSON_AddItemToArray(policies, cJSON_CreateString(json_str(body, "policy", NULL)));

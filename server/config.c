@@ -441,7 +441,7 @@ static int hex_digit(char c)
  * hashed at once and the clear text wiped. */
 static pv_status parse_tokens(struct config *cfg, const cJSON *v, struct pv_err *err)
 {
-    static const char *const keys[] = {"name", "role", "sha256", "file", "env", NULL};
+    static const char *const keys[] = {"name", "role", "sha256", "file", "env", "teams", NULL};
     static const char *const roles[] = {"admin", "approver", "ci", "reader"};
     const cJSON *t;
     size_t i = 0;
@@ -478,6 +478,21 @@ static pv_status parse_tokens(struct config *cfg, const cJSON *v, struct pv_err 
             return rc;
         if (tok->name == NULL)
             return pv_err_set(err, PV_ECONFIG, "%s: %s needs a name", cfg->name, where);
+        tok->teams = cJSON_GetObjectItemCaseSensitive(t, "teams");
+        if (tok->teams != NULL) {
+            const cJSON *team;
+
+            if (!cJSON_IsArray(tok->teams) || cJSON_GetArraySize(tok->teams) == 0)
+                return pv_err_set(err, PV_ECONFIG,
+                                  "%s: %s (%s): teams must be a non-empty list of team names",
+                                  cfg->name, where, tok->name);
+            cJSON_ArrayForEach(team, tok->teams)
+            {
+                if (!cJSON_IsString(team) || team->valuestring[0] == '\0')
+                    return pv_err_set(err, PV_ECONFIG, "%s: %s (%s): teams holds a non-name",
+                                      cfg->name, where, tok->name);
+            }
+        }
         for (r = 0; r < 4; r++)
             if (role != NULL && strcmp(role, roles[r]) == 0)
                 break;
@@ -533,6 +548,20 @@ static pv_status parse_tokens(struct config *cfg, const cJSON *v, struct pv_err 
         cfg->n_tokens = i;
     }
     return PV_OK;
+}
+
+bool config_token_may_act_for(const struct cfg_token *t, const char *team)
+{
+    const cJSON *x;
+
+    if (t->teams == NULL)
+        return true;
+    cJSON_ArrayForEach(x, t->teams)
+    {
+        if (team != NULL && strcmp(x->valuestring, team) == 0)
+            return true;
+    }
+    return false;
 }
 
 const struct cfg_token *config_find_token(const struct config *cfg, const char *presented)

@@ -61,6 +61,8 @@ enum cfg_role {
 struct cfg_token {
     const char *name;
     enum cfg_role role;
+    const cJSON *teams; /* `teams:`: the only teams it may act for (credentials,
+                         * exception requests); NULL: any team */
     unsigned char sha256[32];
 };
 
@@ -217,6 +219,9 @@ enum cfg_entry config_entry_parse(const char *s);
 const struct cfg_token *config_find_token(const struct config *cfg, const char *presented);
 
 const char *config_role_name(enum cfg_role r);
+
+/* True when token 't' may act for 'team' (its `teams:` list names it, or it has none). */
+bool config_token_may_act_for(const struct cfg_token *t, const char *team);
 
 /* Returns the vm bindings for 'cfg' (caller frees the array with free()). */
 struct vm_binding *config_vm_bindings(const struct config *cfg);

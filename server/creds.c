@@ -294,6 +294,11 @@ static unsigned int identify(struct creds *cr, const struct creds_call *call, co
             snprintf(why, cap, "with an API token, name the team and the service in the body");
             return 400;
         }
+        if (!config_token_may_act_for(t, team)) {
+            snprintf(why, cap, "token %s may not act for team %.100s (its teams: list)", t->name,
+                     team);
+            return 403;
+        }
         snprintf(id->team, sizeof(id->team), "%s", team);
         snprintf(id->service, sizeof(id->service), "%s", service);
         snprintf(id->subject, sizeof(id->subject), "token:%s", t->name);

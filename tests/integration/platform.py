@@ -45,7 +45,8 @@ ISSUER = "https://ci.example.test"
 PAVED_ISS = "https://paved.test"
 WATCHDOG_S = 240
 TOKENS = {"ci": ("ci", "tok-ci-plat-11"), "dash": ("reader", "tok-dash-plat-22"),
-          "root": ("admin", "tok-root-plat-33")}
+          "root": ("admin", "tok-root-plat-33"), "cipay": ("ci", "tok-cipay-plat-44")}
+TOKEN_TEAMS = {"cipay": ["payments"]}
 
 
 def auth(name):
@@ -155,8 +156,9 @@ def write_config(tmp, idp_port, certs):
              "storage_gib_month: 0.1, environment_month: 50, hours_per_month: 730}",
              "tokens:"]
     for name, (role, secret) in TOKENS.items():
-        lines.append("  - {name: %s, role: %s, sha256: %s}" %
-                     (name, role, hashlib.sha256(secret.encode()).hexdigest()))
+        teams = ", teams: [%s]" % ", ".join(TOKEN_TEAMS[name]) if name in TOKEN_TEAMS else ""
+        lines.append("  - {name: %s, role: %s, sha256: %s%s}" %
+                     (name, role, hashlib.sha256(secret.encode()).hexdigest(), teams))
     p = tmp / "paved.yaml"
     p.write_text("\n".join(lines) + "\n")
     return p
@@ -339,6 +341,14 @@ def check_credentials(srv, idp, res, ctx):
         ok = False
     res.check(name, [] if ok and r2.status == 403 else ["ci %d %s; reader %d" %
                                                           (r.status, it.clip(r.body), r2.status)])
+
+    name = "creds: a token with teams: acts only for those teams"
+    body = {"audience": "vault", "scopes": ["db:payments:read"], "service": "checkout"}
+    r1, _ = issue(srv, dict(body, team="payments"), auth("cipay"))
+    r2, a2 = issue(srv, dict(body, team="search"), auth("cipay"))
+    res.check(name, [] if r1.status == 201 and r2.status == 403 and b"may not act" in r2.body and
+              a2.get("decision_id") else ["payments %d; search %d %s" % (r1.status, r2.status,
+                                                                          it.clip(r2.body))])
 
     name = "creds: malformed requests answer 400"
     bad = [{"audience": "vault"}, {"scopes": ["a"], "audience": ""}, {"audience": "vault",

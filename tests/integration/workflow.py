@@ -48,7 +48,9 @@ TOKENS = {
     "svc": ("ci", "tok-svc-ci-93"),
     "dash": ("reader", "tok-dash-reader-12"),
     "root": ("admin", "tok-root-admin-55"),
+    "svcpay": ("ci", "tok-svcpay-ci-66"),
 }
+TOKEN_TEAMS = {"svcpay": ["payments"]}
 
 
 def auth(name):
@@ -144,8 +146,9 @@ def write_config(tmp, receiver_port):
              "      policies: [cost-tags]",
              "tokens:"]
     for name, (role, secret) in TOKENS.items():
-        lines.append("  - {name: %s, role: %s, sha256: %s}" %
-                     (name, role, hashlib.sha256(secret.encode()).hexdigest()))
+        teams = ", teams: [%s]" % ", ".join(TOKEN_TEAMS[name]) if name in TOKEN_TEAMS else ""
+        lines.append("  - {name: %s, role: %s, sha256: %s%s}" %
+                     (name, role, hashlib.sha256(secret.encode()).hexdigest(), teams))
     p = tmp / "paved.yaml"
     p.write_text("\n".join(lines) + "\n")
     return p
@@ -329,6 +332,8 @@ def check_refusals(srv, res):
         ("a bad duration", "svc", dict(base, duration="7 days"), 400, b"duration"),
         ("malformed JSON", "svc", b"{\"team\": ", 400, b"JSON object"),
         ("a reader token", "dash", base, 403, b"role"),
+        ("a token limited to other teams", "svcpay", dict(base, team="search"), 403,
+         b"may not act"),
         ("no token", None, base, 401, b"token"),
     ]
     for what, who, body, status, text in cases:
