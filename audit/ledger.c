@@ -51,8 +51,7 @@ static const char *group_column(enum audit_cost_group g, bool is_ledger)
     case AUDIT_COST_BY_TEAM:
         return "team";
     case AUDIT_COST_BY_SERVICE:
-        return is_ledger ? "team || '/' || coalesce(service, '-')"
-                         : "team || '/' || coalesce(service, '-')";
+        return "team || '/' || coalesce(service, '-')";
     case AUDIT_COST_BY_COST_CENTER:
         return is_ledger ? "coalesce(cost_center, '-')"
                          : "coalesce(json_extract(details, '$.cost.cost_center'), '-')";

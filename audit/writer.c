@@ -591,7 +591,7 @@ static void deny_for_quota(struct item *it, const char *msg)
     cJSON *v = cJSON_Parse(r->violations != NULL ? r->violations : "[]");
     cJSON *d = r->details != NULL ? cJSON_Parse(r->details) : NULL;
     cJSON *x = cJSON_CreateObject();
-    size_t n = strlen(it->policies);
+    size_t n = 0;
 
     if (!cJSON_IsArray(v)) {
         cJSON_Delete(v);
@@ -617,9 +617,10 @@ static void deny_for_quota(struct item *it, const char *msg)
     r->decision = xstrdup("deny");
     free(r->path);
     r->path = xstrdup("denied");
-    /* The quota is one more policy this decision violated (decision_policies). */
-    for (size_t k = 0; it->policies[k] != '\0'; k += strlen(it->policies + k) + 1)
-        n = k + strlen(it->policies + k) + 1;
+    /* The quota is one more policy this decision violated (decision_policies): append
+     * it after the last id of the list. */
+    while (it->policies[n] != '\0')
+        n += strlen(it->policies + n) + 1;
     it->policies = xrealloc(it->policies, n + sizeof("quota") + 1);
     memcpy(it->policies + n, "quota", sizeof("quota"));
     it->policies[n + sizeof("quota")] = '\0';

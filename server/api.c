@@ -117,8 +117,7 @@ static void split_rest(const char *rest, char *buf, size_t cap, const char **id,
     }
 }
 
-/* Checks that 'body' has only 'allowed' keys; writes the first other one to *bad. */
-static bool only_keys(const cJSON *body, const char *const *allowed, const char **bad)
+bool api_only_keys(const cJSON *body, const char *const *allowed, const char **bad)
 {
     const cJSON *k;
 
@@ -192,7 +191,7 @@ static void exc_request(const struct api_call *c, struct api_answer *out)
                      "\"duration\": \"7d\"}");
         goto done;
     }
-    if (!only_keys(body, keys, &bad)) {
+    if (!api_only_keys(body, keys, &bad)) {
         answer_error(out, 400, "unknown field \"%.64s\"", bad);
         goto done;
     }
@@ -370,7 +369,7 @@ static void exc_transition(const struct api_call *c, const char *id, const char 
         answer_error(out, 404, "no such action %.32s: use approve, deny or revoke", action);
         goto done;
     }
-    if (!cJSON_IsObject(body) || !only_keys(body, keys, &bad)) {
+    if (!cJSON_IsObject(body) || !api_only_keys(body, keys, &bad)) {
         answer_error(out, 400, "send {\"reason\": \"...\"} (or no body)%s%.64s",
                      bad != NULL ? "; unknown field " : "", bad != NULL ? bad : "");
         goto done;
@@ -513,7 +512,7 @@ static void bg_start(const struct api_call *c, struct api_answer *out)
                      c->tok->name, config_role_name(c->tok->role));
         goto done;
     }
-    if (!cJSON_IsObject(body) || !only_keys(body, keys, &bad)) {
+    if (!cJSON_IsObject(body) || !api_only_keys(body, keys, &bad)) {
         answer_error(out, 400,
                      "send {\"duration\": \"30m\", \"reason\": \"...\", \"namespaces\": [..], "
                      "\"teams\": [..]}%s%.64s",

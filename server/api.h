@@ -45,6 +45,10 @@ void api_exceptions(const struct api_call *c, struct api_answer *out);
 /* /v1/breakglass[/{id}/end]. Fills *out. */
 void api_breakglass(const struct api_call *c, struct api_answer *out);
 
+/* True when the JSON object 'body' has only keys of 'allowed' (NULL-terminated); else
+ * writes the first other key to *bad (borrowed from 'body') and returns false. */
+bool api_only_keys(const cJSON *body, const char *const *allowed, const char **bad);
+
 /* Submits one transition as an audit event (source "api", actor 'actor') and waits for
  * its commit: the sweeper's expiry, reminder and window end. Borrows everything;
  * takes 'args'. Returns audit_submit_op's status with its message in 'err'. */

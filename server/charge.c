@@ -20,15 +20,6 @@ bool charge_is_enabled(const struct config *cfg)
            p->storage_gib_month > 0 || p->environment_month > 0;
 }
 
-void charge_free(struct audit_charge *c)
-{
-    if (c == NULL)
-        return;
-    free(c->key);
-    free(c->cost_center);
-    free(c);
-}
-
 static struct usage to_usage(const struct audit_usage *a)
 {
     struct usage u;

@@ -35,6 +35,4 @@ bool charge_quota_exceeds(const struct config *cfg, const char *team,
 cJSON *charge_quota_json(const struct config *cfg, const char *team,
                          const struct audit_usage *used);
 
-void charge_free(struct audit_charge *c);
-
 #endif

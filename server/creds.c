@@ -309,27 +309,6 @@ static unsigned int identify(struct creds *cr, const struct creds_call *call, co
 
 /* ---- The request ---- */
 
-static bool only_keys(const cJSON *body, const char **bad)
-{
-    static const char *const keys[] = {"id_token", "audience", "scopes", "ttl",
-                                       "team",     "service",  NULL};
-    const cJSON *k;
-
-    cJSON_ArrayForEach(k, body)
-    {
-        bool is_known = false;
-
-        for (size_t i = 0; keys[i] != NULL; i++)
-            if (strcmp(k->string, keys[i]) == 0)
-                is_known = true;
-        if (!is_known) {
-            *bad = k->string;
-            return false;
-        }
-    }
-    return true;
-}
-
 /* Checks the body; fills 'why' and returns false when it is malformed. */
 static bool check_body(const cJSON *body, int64_t *ttl_s, char *why, size_t cap)
 {
@@ -337,6 +316,8 @@ static bool check_body(const cJSON *body, int64_t *ttl_s, char *why, size_t cap)
     const cJSON *tok = cJSON_GetObjectItemCaseSensitive(body, "id_token");
     const char *aud = json_str(body, "audience", NULL);
     const char *ttl = json_str(body, "ttl", NULL);
+    static const char *const keys[] = {"id_token", "audience", "scopes", "ttl",
+                                       "team",     "service",  NULL};
     const char *bad = NULL;
     const cJSON *s;
 
@@ -346,7 +327,7 @@ static bool check_body(const cJSON *body, int64_t *ttl_s, char *why, size_t cap)
                  "\"15m\"}");
         return false;
     }
-    if (!only_keys(body, &bad)) {
+    if (!api_only_keys(body, keys, &bad)) {
         snprintf(why, cap, "unknown field \"%.64s\"", bad);
         return false;
     }
@@ -409,23 +390,6 @@ static cJSON *request_object(const struct config *cfg, const cJSON *body, const 
     if (id->claims != NULL)
         cJSON_AddItemToObject(ident, "claims", cJSON_Duplicate(id->claims, 1));
     return o;
-}
-
-/* The findings of a decision as one list (policy errors appended). */
-static cJSON *findings(const struct decision *d)
-{
-    cJSON *obj = cJSON_CreateObject();
-    cJSON *v;
-    cJSON *e;
-    cJSON *x;
-
-    decide_findings_json(d, obj);
-    v = cJSON_DetachItemFromObjectCaseSensitive(obj, "violations");
-    e = cJSON_GetObjectItemCaseSensitive(obj, "errors");
-    while ((x = cJSON_DetachItemFromArray(e, 0)) != NULL)
-        cJSON_AddItemToArray(v, x);
-    cJSON_Delete(obj);
-    return v;
 }
 
 /* Evaluates the policies on 'obj': the mutating bindings may narrow it first. On PV_OK
@@ -553,7 +517,7 @@ void creds_issue(struct creds *cr, const struct creds_call *call, struct api_ans
         refuse(call, out, 500, id.team, id.subject, err.msg, cred);
         goto done;
     }
-    v = findings(&d);
+    v = decide_findings_list(&d);
     o.team = id.team;
     o.service = id.service;
     o.actor = id.subject;

@@ -102,6 +102,22 @@ void decide_findings_json(const struct decision *d, cJSON *obj)
     }
 }
 
+cJSON *decide_findings_list(const struct decision *d)
+{
+    cJSON *obj = cJSON_CreateObject();
+    cJSON *list;
+    cJSON *errs;
+    cJSON *e;
+
+    decide_findings_json(d, obj);
+    list = cJSON_DetachItemFromObjectCaseSensitive(obj, "violations");
+    errs = cJSON_GetObjectItemCaseSensitive(obj, "errors");
+    while ((e = cJSON_DetachItemFromArray(errs, 0)) != NULL)
+        cJSON_AddItemToArray(list, e);
+    cJSON_Delete(obj);
+    return list;
+}
+
 void decide_findings_json_hinted(const struct decision *d, const struct pv_request *req, cJSON *obj)
 {
     cJSON *v;

@@ -102,6 +102,11 @@ const char *decide_outcome_name(enum vm_outcome o);
  * ({binding, policy, result, message, denies, enforcement} per failed policy): the findings as the
  * JSON output of paved check and the /v1/decide answer show them. */
 void decide_findings_json(const struct decision *d, cJSON *obj);
+/* The findings of 'd' as the audit keeps them: the "violations" of decide_findings_json
+ * with its "errors" appended (each marked by its enforcement, or "error" when it
+ * allows). Returns: caller frees with cJSON_Delete. */
+cJSON *decide_findings_list(const struct decision *d);
+
 /* decide_findings_json plus, on each uncovered deny violation, "exception_request":
  * the decide_exception_hint of its policy for 'req' (borrowed). */
 void decide_findings_json_hinted(const struct decision *d, const struct pv_request *req,

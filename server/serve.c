@@ -469,21 +469,10 @@ static char *dup_or_null(const char *s)
 /* The violations of a decision as the audit's JSON text. */
 static char *violations_json(const struct decision *d)
 {
-    cJSON *obj = cJSON_CreateObject();
-    cJSON *arr;
-    cJSON *errs;
-    cJSON *e;
-    char *text;
+    cJSON *list = decide_findings_list(d);
+    char *text = cJSON_PrintUnformatted(list);
 
-    /* The findings as the API shows them, with policy errors appended to the one list
-     * the audit keeps (marked by their enforcement, or "error" when they allow). */
-    decide_findings_json(d, obj);
-    arr = cJSON_GetObjectItemCaseSensitive(obj, "violations");
-    errs = cJSON_GetObjectItemCaseSensitive(obj, "errors");
-    while ((e = cJSON_DetachItemFromArray(errs, 0)) != NULL)
-        cJSON_AddItemToArray(arr, e);
-    text = cJSON_PrintUnformatted(arr);
-    cJSON_Delete(obj);
+    cJSON_Delete(list);
     return text;
 }
 
@@ -1408,10 +1397,11 @@ done:
     return ret;
 }
 
-static void gauge_line(char **b, size_t *len, size_t *cap, const char *fmt, ...)
+/* Appends to the growable text *b ('len' used of 'cap'), doubling it as needed. */
+static void text_printf(char **b, size_t *len, size_t *cap, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
-static void gauge_line(char **b, size_t *len, size_t *cap, const char *fmt, ...)
+static void text_printf(char **b, size_t *len, size_t *cap, const char *fmt, ...)
 {
     va_list ap;
     int n;
@@ -1432,7 +1422,7 @@ static void gauge_ratio(char **b, size_t *len, size_t *cap, const char *name, co
                         const cJSON *v)
 {
     if (cJSON_IsNumber(v))
-        gauge_line(b, len, cap, "%s{team=\"%s\"} %g\n", name, team, v->valuedouble);
+        text_printf(b, len, cap, "%s{team=\"%s\"} %g\n", name, team, v->valuedouble);
 }
 
 /* Recomputes the adoption gauges from the last 30 days of the store once a minute, and
@@ -1466,14 +1456,14 @@ static void refresh_gauges(struct server *srv)
     }
     b = xmalloc(cap);
     b[0] = '\0';
-    gauge_line(&b, &len, &cap,
-               "# HELP paved_adoption_headline_ratio (golden + exception) / decisions of new "
-               "services, last 30 days.\n# TYPE paved_adoption_headline_ratio gauge\n"
-               "# HELP paved_adoption_voluntary_ratio golden / (golden + exception) where an "
-               "exception was available, last 30 days.\n"
-               "# TYPE paved_adoption_voluntary_ratio gauge\n"
-               "# HELP paved_new_services New services seen in the last 30 days.\n"
-               "# TYPE paved_new_services gauge\n");
+    text_printf(&b, &len, &cap,
+                "# HELP paved_adoption_headline_ratio (golden + exception) / decisions of new "
+                "services, last 30 days.\n# TYPE paved_adoption_headline_ratio gauge\n"
+                "# HELP paved_adoption_voluntary_ratio golden / (golden + exception) where an "
+                "exception was available, last 30 days.\n"
+                "# TYPE paved_adoption_voluntary_ratio gauge\n"
+                "# HELP paved_new_services New services seen in the last 30 days.\n"
+                "# TYPE paved_new_services gauge\n");
     cJSON_ArrayForEach(t, cJSON_GetObjectItemCaseSensitive(doc, "teams"))
     {
         const char *team = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(t, "team"));
@@ -1493,10 +1483,10 @@ static void refresh_gauges(struct server *srv)
         gauge_ratio(&b, &len, &cap, "paved_new_services", team,
                     cJSON_GetObjectItemCaseSensitive(tot, "new_services"));
     }
-    gauge_line(&b, &len, &cap,
-               "# HELP paved_exceptions_expiring Approved exceptions expiring within 14 days.\n"
-               "# TYPE paved_exceptions_expiring gauge\npaved_exceptions_expiring %d\n",
-               cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(doc, "expiring")));
+    text_printf(&b, &len, &cap,
+                "# HELP paved_exceptions_expiring Approved exceptions expiring within 14 days.\n"
+                "# TYPE paved_exceptions_expiring gauge\npaved_exceptions_expiring %d\n",
+                cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(doc, "expiring")));
     cJSON_Delete(doc);
     pthread_mutex_lock(&srv->gauges_mu);
     old = srv->gauges;
@@ -1517,7 +1507,7 @@ static enum MHD_Result handle_metrics(struct server *srv, struct MHD_Connection 
     unsigned long cum = 0;
 
     audit_stats(srv->audit, &st);
-#define OUT(...) gauge_line(&b, &len, &cap, __VA_ARGS__)
+#define OUT(...) text_printf(&b, &len, &cap, __VA_ARGS__)
     OUT("# HELP paved_decisions_total Decisions by outcome.\n# TYPE paved_decisions_total "
         "counter\n");
     OUT("paved_decisions_total{outcome=\"allow\"} %lu\n", atomic_load(&srv->n_allowed));
